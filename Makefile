@@ -1,0 +1,37 @@
+# Thin wrapper around CMake: `make` builds into build/, the CLI is build/pgbank.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+CMAKE      ?= cmake
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all test test-sanitize demo install clean
+
+all: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+$(BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+# Every test: unit tests and the database tests, which start a throwaway
+# PostgreSQL server of their own and always remove it.
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j 1
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize:
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DPGBANK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+
+# The seed's scenario on the embedded default (the private server).
+demo: all
+	./scripts/demo.sh $(BUILD)/pgbank
+
+# Honours DESTDIR and PREFIX.
+install: all
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,391 @@
+/*
+ * pgbank.h - the whole public API of libpgbank.
+ *
+ * pgbank moves money in PostgreSQL without races.  It offers:
+ *   - an asynchronous engine: a pool of non-blocking libpq connections that
+ *     runs many money operations at once from one thread, driven by its own
+ *     default loop or by any event loop of the application (curl multi style);
+ *   - the seed's four withdrawal strategies (two of them unsafe, kept to
+ *     demonstrate the race) and the safe ones beyond it;
+ *   - schema creation, connection-string handling and a private PostgreSQL
+ *     server for when no database is named.
+ *
+ * Conventions
+ *   - Every name starts with pgbank_ / PGBANK_.  Handles are opaque.
+ *   - Functions that can fail return 0 on success and a negative
+ *     PGBANK_E* code on failure (see pgbank_strerror()).  When a function
+ *     that takes a callback returns an error, the callback is never called.
+ *   - Business outcomes (insufficient funds, no such account, ...) are
+ *     results, not errors: they arrive in pgbank_result.status.
+ *   - Enumerations are append-only: new values go at the end, so programs
+ *     built against an older header keep working.  Feature macros
+ *     (PGBANK_HAS_*) say what this header offers.
+ *   - Money is an int64_t count of minor units (cents).  The column may be
+ *     PostgreSQL integer or bigint; amounts outside the column's range are
+ *     rejected before anything is sent.
+ */
+#ifndef PGBANK_H
+#define PGBANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PGBANK_VERSION_MAJOR 0
+#define PGBANK_VERSION_MINOR 1
+#define PGBANK_VERSION_PATCH 0
+#define PGBANK_VERSION "0.1.0"
+
+/* Feature macros. */
+#define PGBANK_HAS_LOOP_CALLBACKS 1
+#define PGBANK_HAS_PRIVATE_SERVER 1
+
+/* The library's version string, e.g. "0.1.0". */
+const char *pgbank_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors: API misuse and system failures.  Negative codes, one table.
+ * ------------------------------------------------------------------------ */
+#define PGBANK_ERRNO_MAP(X)                                                   \
+    X(EINVAL, -1, "invalid argument")                                         \
+    X(ENOMEM, -2, "out of memory")                                            \
+    X(ECONNINFO, -3, "invalid connection string")                             \
+    X(ECONNECT, -4, "could not connect to the database")                      \
+    X(ESHUTDOWN, -5, "the engine is shutting down")                           \
+    X(ESERVER, -6, "the private server failed")                               \
+    X(ESCHEMA, -7, "the database schema is missing or of the wrong shape")    \
+    X(EDB, -8, "database error")                                              \
+    X(ETIMEDOUT, -9, "timed out")                                             \
+    X(ESYS, -10, "system call failed")                                        \
+    X(ENOTFOUND, -11, "not found")
+
+typedef enum pgbank_errno {
+#define PGBANK__ERRNO_ENUM(name, val, msg) PGBANK_##name = (val),
+    PGBANK_ERRNO_MAP(PGBANK__ERRNO_ENUM)
+#undef PGBANK__ERRNO_ENUM
+} pgbank_errno;
+
+/* A short message for a PGBANK_E* code ("unknown error" for others). */
+const char *pgbank_strerror(int err);
+/* The code's name, e.g. "EINVAL" ("UNKNOWN" for others). */
+const char *pgbank_err_name(int err);
+
+/* ------------------------------------------------------------------------
+ * Strategies.  Names are the ones used everywhere: API, CLI, docs, reports.
+ * ------------------------------------------------------------------------ */
+typedef enum pgbank_strategy {
+    /* UNSAFE FOR MONEY.  Seed section 2: BEGIN; SELECT balance; check in C;
+     * UPDATE ... SET balance = <value computed in the client>; COMMIT or
+     * ROLLBACK.  Loses updates under concurrency (READ COMMITTED). */
+    PGBANK_EXPLICIT = 0,
+    /* UNSAFE FOR MONEY.  Seed section 3: the same read-modify-write inside a
+     * scoped transaction that commits on success, rolls back on error. */
+    PGBANK_BEGIN = 1,
+    /* Seed section 4: SELECT ... FOR UPDATE locks the row, then check and
+     * update.  Safe. */
+    PGBANK_FOR_UPDATE = 2,
+    /* Seed section 5: one UPDATE ... WHERE balance >= $amount RETURNING
+     * balance.  Safe; one statement, one round trip. */
+    PGBANK_ATOMIC = 3
+} pgbank_strategy;
+
+#define PGBANK_STRATEGY_COUNT 4
+
+/* "explicit", "begin", "for-update", "atomic"; NULL for an unknown value. */
+const char *pgbank_strategy_name(pgbank_strategy s);
+/* Parses a strategy name.  Returns 0, or PGBANK_EINVAL for an unknown name. */
+int pgbank_strategy_parse(const char *name, pgbank_strategy *out);
+/* 1 when the strategy never loses or creates money under concurrency. */
+int pgbank_strategy_is_safe(pgbank_strategy s);
+
+/* ------------------------------------------------------------------------
+ * Operations and results.
+ * ------------------------------------------------------------------------ */
+typedef enum pgbank_op_kind {
+    PGBANK_OP_WITHDRAW = 0, /* take amount from account */
+    PGBANK_OP_DEPOSIT = 1,  /* add amount to account */
+    PGBANK_OP_TRANSFER = 2, /* move amount from account to to_account */
+    PGBANK_OP_BALANCE = 3,  /* read the balance of account */
+    PGBANK_OP_OPEN = 4      /* open a new account holding amount (>= 0) */
+} pgbank_op_kind;
+
+#define PGBANK_STATUS_MAP(X)                                                  \
+    X(OK, "ok")                                                               \
+    X(INSUFFICIENT_FUNDS, "insufficient funds")                               \
+    X(NO_SUCH_ACCOUNT, "no such account")                                     \
+    X(INVALID_AMOUNT, "invalid amount")                                       \
+    X(CONFLICT, "conflict")                                                   \
+    X(RETRIES_EXHAUSTED, "retries exhausted")                                 \
+    X(UNKNOWN_OUTCOME, "unknown outcome")                                     \
+    X(DB_ERROR, "database error")                                             \
+    X(SHUT_DOWN, "shut down")
+
+/* How an operation ended.  Exactly one per accepted operation. */
+typedef enum pgbank_status {
+#define PGBANK__STATUS_ENUM(name, text) PGBANK_##name,
+    PGBANK_STATUS_MAP(PGBANK__STATUS_ENUM)
+#undef PGBANK__STATUS_ENUM
+    PGBANK__STATUS_COUNT
+} pgbank_status;
+
+/* "ok", "insufficient funds", ...; "?" for an unknown value. */
+const char *pgbank_status_name(pgbank_status s);
+
+/* The command-line exit code for a status: 0 ok; 1 refused by the bank's
+ * rules (insufficient funds, no such account, conflict); 2 invalid input;
+ * 3 database or connection failure (and unknown outcome, shut down). */
+int pgbank_status_exit_code(pgbank_status s);
+
+typedef struct pgbank_result {
+    pgbank_status status;
+    /* OK: the new balance of `account` (the source for a transfer; the
+     * current balance for PGBANK_OP_BALANCE).  INSUFFICIENT_FUNDS: the
+     * balance seen when the operation was refused. */
+    int64_t balance;
+    /* Transfer OK: the new balance of to_account. */
+    int64_t to_balance;
+    /* PGBANK_OP_OPEN OK: the id of the new account. */
+    int64_t account;
+    /* Database error: the SQLSTATE ("40001", ...), else "". */
+    char sqlstate[6];
+    /* Human-readable detail (the server's message for a database error);
+     * never contains a password.  "" when there is nothing to add. */
+    char message[256];
+} pgbank_result;
+
+typedef struct pgbank_op pgbank_op;
+
+/* A gate orchestrates an interleaving, for the race lab and tests: every
+ * operation of a read-modify-write strategy (explicit, begin) that carries
+ * the gate stops after its read, holding its transaction open, until
+ * `expected` operations have read; then all go on to write.  So every read
+ * happens before any write, the worst case for a lost update.  Strategies
+ * whose read locks (for-update) or that have no read (atomic) pass through a
+ * gate unchanged: they are safe exactly because no such interleaving can
+ * happen.  An operation that ends before reaching the gate counts as arrived.
+ * Set it up with pgbank_gate_init(); it must outlive its operations. */
+typedef struct pgbank_gate {
+    int expected;
+    int arrived;
+} pgbank_gate;
+
+/* Prepares a gate for `expected` operations. */
+void pgbank_gate_init(pgbank_gate *gate, int expected);
+
+/* Completion callback: called exactly once for every accepted operation,
+ * from inside the engine's loop (pgbank_engine_socket_action(),
+ * pgbank_engine_run(), pgbank_engine_free()).  op->result is filled in.
+ * The callback may submit new operations and may reuse or free `op`. */
+typedef void (*pgbank_done_fn)(pgbank_op *op);
+
+/* An operation: owned by the caller, who must keep it at a fixed address
+ * from pgbank_submit() until its callback has run.  Set the "in" fields
+ * (pgbank_op_init() gives safe defaults), leave the private ones alone. */
+struct pgbank_op {
+    /* In. */
+    pgbank_op_kind kind;
+    pgbank_strategy strategy;
+    int64_t account;    /* the account (source of a transfer) */
+    int64_t to_account; /* destination of a transfer */
+    int64_t amount;     /* > 0; for PGBANK_OP_OPEN the opening balance, >= 0 */
+    pgbank_done_fn done;
+    void *user_data;
+    pgbank_gate *gate;  /* NULL, or see pgbank_gate */
+    /* Out: valid from the callback on. */
+    pgbank_result result;
+    /* Private to the engine. */
+    struct {
+        pgbank_op *next;
+        void *conn;
+        int state;
+        int flags;
+        int nres;
+        int tries;
+        int64_t seen;
+        int64_t submitted_ns;
+    } priv;
+};
+
+/* Zeroes *op and sets the defaults (strategy PGBANK_ATOMIC). */
+void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind);
+
+/* ------------------------------------------------------------------------
+ * The engine.
+ * ------------------------------------------------------------------------ */
+typedef struct pgbank_engine pgbank_engine;
+
+/* Echo: one line per statement sent, with its parameters (like the seed's
+ * echo=True).  The line never contains a password. */
+typedef void (*pgbank_log_fn)(void *arg, const char *line);
+
+typedef struct pgbank_options {
+    /* A libpq connection string (key=value), a postgresql:// or postgres://
+     * URI, or the seed's postgresql+asyncpg:// form.  NULL or "": libpq's
+     * defaults (PG* environment variables, service files). */
+    const char *conninfo;
+    /* Number of connections in the pool (default 4, at most 1024). */
+    int connections;
+    /* 1: never use named prepared statements, only unnamed ones (what
+     * PgBouncer's transaction pooling needs).  Default 0. */
+    int unnamed_statements;
+    /* Statement echo; NULL for none. */
+    pgbank_log_fn echo;
+    void *echo_arg;
+    /* How long a connection attempt may take, in ms (default 10000). */
+    int connect_timeout_ms;
+    /* Single-statement operations (atomic, balance, open) in flight at once
+     * on one connection, in pipeline mode, one Sync each (default 1). */
+    int pipeline_depth;
+} pgbank_options;
+
+/* Fills *opt with the defaults. */
+void pgbank_options_init(pgbank_options *opt);
+
+/* Creates an engine.  Nothing is sent yet: connections open on
+ * pgbank_engine_connect() or on the first operation.  Returns 0 and sets
+ * *out, or a negative code (PGBANK_ECONNINFO for a malformed string; the
+ * reason is in `err`, password-free, when err is not NULL). */
+int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt,
+                      char *err, size_t errlen);
+
+/* Completes every pending operation with PGBANK_SHUT_DOWN (running their
+ * callbacks), closes the connections and frees the engine.  Calling it with
+ * NULL is a harmless no-op.  Not callable from a completion callback. */
+void pgbank_engine_free(pgbank_engine *eng);
+
+/* Starts opening every connection of the pool now (operations otherwise open
+ * them lazily, which staggers their start).  Non-blocking. */
+int pgbank_engine_connect(pgbank_engine *eng);
+
+/* Runs the default loop until every connection of the pool is ready, or
+ * timeout_ms passes (-1: the options' connect timeout).  Returns 0, or
+ * PGBANK_ECONNECT (see pgbank_engine_error()) / PGBANK_ETIMEDOUT. */
+int pgbank_engine_wait_connected(pgbank_engine *eng, int timeout_ms);
+
+/* The last connection-level error message, password-free; "" if none. */
+const char *pgbank_engine_error(const pgbank_engine *eng);
+
+/* Accepts an operation.  Returns 0: op->done will be called exactly once.
+ * Returns PGBANK_EINVAL (no callback, unknown kind or strategy) or
+ * PGBANK_ESHUTDOWN: the callback will never be called.  Invalid amounts are
+ * not errors: they complete with PGBANK_INVALID_AMOUNT without touching the
+ * database. */
+int pgbank_submit(pgbank_engine *eng, pgbank_op *op);
+
+/* Number of accepted operations whose callback has not run yet. */
+size_t pgbank_engine_pending(const pgbank_engine *eng);
+
+/* --- Driving the engine from any event loop (curl multi style) ---------- */
+#define PGBANK_POLL_IN 1
+#define PGBANK_POLL_OUT 2
+#define PGBANK_POLL_REMOVE 4
+/* Pass as fd to pgbank_engine_socket_action() when the timer fires. */
+#define PGBANK_SOCKET_TIMEOUT (-1)
+
+/* Called when the engine wants `fd` watched for `what` (PGBANK_POLL_IN
+ * and/or PGBANK_POLL_OUT), or no longer watched (PGBANK_POLL_REMOVE). */
+typedef void (*pgbank_socket_fn)(void *arg, int fd, int what);
+/* Called when the engine's wake-up time changes: call
+ * pgbank_engine_socket_action(eng, PGBANK_SOCKET_TIMEOUT, 0) after
+ * timeout_ms (0: as soon as possible).  -1 removes the timer. */
+typedef void (*pgbank_timer_fn)(void *arg, long timeout_ms);
+
+/* Hands the engine to the application's loop.  Call before the first
+ * operation or connect.  The callbacks are then told about every socket
+ * already open.  NULL callbacks restore the default loop. */
+int pgbank_engine_set_loop(pgbank_engine *eng, pgbank_socket_fn on_socket,
+                           pgbank_timer_fn on_timer, void *arg);
+
+/* Tells the engine that `fd` is ready for `events` (PGBANK_POLL_*), or that
+ * the timer fired (fd = PGBANK_SOCKET_TIMEOUT).  Completion callbacks run
+ * from here.  Returns 0 or a negative code. */
+int pgbank_engine_socket_action(pgbank_engine *eng, int fd, int events);
+
+/* --- The built-in loop (poll) -------------------------------------------- */
+
+/* Runs the default loop until no operation is pending, or timeout_ms passes
+ * (-1: no limit).  Returns 0, PGBANK_ETIMEDOUT or another negative code. */
+int pgbank_engine_run(pgbank_engine *eng, int timeout_ms);
+
+/* Blocking call for one operation: submits op and runs the default loop
+ * until it completes (other pending operations progress too).  op->done may
+ * be NULL.  Returns 0 with op->result filled in, or a negative code from
+ * pgbank_submit(). */
+int pgbank_execute(pgbank_engine *eng, pgbank_op *op);
+
+/* ------------------------------------------------------------------------
+ * Schema.
+ * ------------------------------------------------------------------------ */
+
+/* Creates pgbank's schema in the database, idempotently: the accounts table
+ * (bigint minor units; an existing table of the seed's shape, integer
+ * columns, is adopted as it is), the schema-version record and what the
+ * operations need.  Blocking.  Returns 0, or a negative code with a
+ * password-free reason in `err`. */
+int pgbank_schema_init(const char *conninfo, char *err, size_t errlen);
+
+/* The schema version this library creates. */
+#define PGBANK_SCHEMA_VERSION 1
+
+/* ------------------------------------------------------------------------
+ * Connection strings.
+ * ------------------------------------------------------------------------ */
+
+/* Returns a libpq-usable copy of `in` (free() it): the "+driver" part of
+ * "postgresql+asyncpg://" and similar schemes is dropped; key=value strings
+ * and postgresql:// / postgres:// URIs pass through.  NULL on a malformed
+ * string, with a password-free reason in `err`. */
+char *pgbank_conninfo_normalize(const char *in, char *err, size_t errlen);
+
+/* Writes a displayable form of `conninfo` into out (always NUL-terminated):
+ * the password, wherever it appears, is replaced by "****". */
+void pgbank_conninfo_redact(const char *conninfo, char *out, size_t outlen);
+
+/* Replaces, in place, every occurrence of the password that `conninfo`
+ * carries (in the string itself or in PGPASSWORD) by "****".  Use on any
+ * message before printing it. */
+void pgbank_conninfo_scrub(const char *conninfo, char *msg, size_t msgsize);
+
+/* ------------------------------------------------------------------------
+ * The private server (embedded default).
+ * ------------------------------------------------------------------------ */
+
+/* The default data directory: $PGBANK_DATA_DIR, else
+ * $XDG_STATE_HOME/pgbank, else ~/.local/state/pgbank.  Returns 0 or
+ * PGBANK_EINVAL when it does not fit in `buf`. */
+int pgbank_server_default_dir(char *buf, size_t len);
+
+/* Starts the private server in data_dir (initdb on first use), or reuses it
+ * when it runs already; safe when several processes call it at once.  As
+ * root the server runs as the unprivileged "postgres" account.  Returns 0,
+ * or a negative code with the reason in `err`. */
+int pgbank_server_start(const char *data_dir, char *err, size_t errlen);
+
+/* Stops it (fast shutdown).  Returns 0 also when it was not running. */
+int pgbank_server_stop(const char *data_dir, char *err, size_t errlen);
+
+/* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised. */
+int pgbank_server_status(const char *data_dir);
+
+/* The libpq connection string (key=value) of the private server. */
+int pgbank_server_conninfo(const char *data_dir, char *buf, size_t len);
+
+/* The same as a postgresql:// URI. */
+int pgbank_server_url(const char *data_dir, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Parsing helpers (strict; shared by the CLI and usable by applications).
+ * ------------------------------------------------------------------------ */
+
+/* Parses a whole decimal integer: optional leading '-', digits only, no
+ * spaces, no '+', no trailing bytes, within int64_t.  Returns 0, or
+ * PGBANK_EINVAL. */
+int pgbank_parse_int64(const char *s, int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PGBANK_H */

@@ -1,0 +1,366 @@
+/*
+ * conn.c - one non-blocking libpq connection as a state machine:
+ * connect (PQconnectStartParams / PQconnectPoll), probe the accounts table,
+ * prepare the statements, then carry operations in pipeline mode, one Sync
+ * per operation step.  Reading follows libpq's non-blocking rules:
+ * PQconsumeInput once per readiness, PQgetResult only while !PQisBusy,
+ * results drained until libpq has nothing more; write interest is kept while
+ * PQflush() returns 1.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void conn_set_deadline(pgbank__conn *c, int ms)
+{
+    c->deadline_ns = pgbank__now_ns() + (int64_t)ms * 1000000;
+}
+
+/* Keeps write interest while libpq still holds unsent bytes. */
+static int conn_flush(pgbank__conn *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0)
+        return -1;
+    c->want = PGBANK_POLL_IN | (r == 1 ? PGBANK_POLL_OUT : 0);
+    return 0;
+}
+
+void pgbank__conn_close(pgbank__conn *c)
+{
+    if (c->pg)
+        PQfinish(c->pg);
+    c->pg = NULL;
+    c->fd = -1;
+    c->want = 0;
+    c->in_cmd = 0;
+    c->after_sync = 0;
+}
+
+static int engine_has_live_conn(const pgbank_engine *eng)
+{
+    for (int i = 0; i < eng->nconns; i++) {
+        pgbank__conn_state s = eng->conns[i].state;
+        if (s == CONN_CONNECTING || s == CONN_PROBING || s == CONN_PREPARING ||
+            s == CONN_READY)
+            return 1;
+    }
+    return 0;
+}
+
+/* The connection broke (or could not be made): every operation in flight on
+ * it ends now, exactly once; the connection reopens after a backoff. */
+void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
+{
+    pgbank_engine *eng = c->eng;
+    char text[512];
+    pgbank__strlcpy(text, msg && *msg ? msg : "connection lost", sizeof text);
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    pgbank__engine_set_error(eng, text);
+    pgbank__conn_close(c);
+    pgbank_op *op;
+    while ((op = c->head) != NULL) {
+        c->head = op->priv.next;
+        c->inflight--;
+        pgbank__op_lost(c, op, eng->error);
+    }
+    c->tail = NULL;
+    c->inflight = 0;
+    c->state = CONN_BROKEN;
+    c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 2000 ? 2000 : c->backoff_ms * 2) : 50;
+    conn_set_deadline(c, c->backoff_ms);
+    if (!engine_has_live_conn(eng))
+        pgbank__engine_fail_queue(eng, sqlstate, eng->error);
+}
+
+static void conn_fail_pq(pgbank__conn *c)
+{
+    pgbank__conn_fail(c, "08006", c->pg ? PQerrorMessage(c->pg) : "connection lost");
+}
+
+void pgbank__conn_open(pgbank__conn *c)
+{
+    pgbank_engine *eng = c->eng;
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {eng->conninfo, "pgbank", NULL};
+    pgbank__conn_close(c);
+    c->setup_failed = 0;
+    c->pg = PQconnectStartParams(keys, vals, 1);
+    if (!c->pg) {
+        pgbank__conn_fail(c, "08001", "out of memory");
+        return;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        pgbank__conn_fail(c, "08001", PQerrorMessage(c->pg));
+        return;
+    }
+    c->state = CONN_CONNECTING;
+    c->fd = PQsocket(c->pg);
+    c->want = PGBANK_POLL_OUT; /* libpq: start as if PGRES_POLLING_WRITING */
+    conn_set_deadline(c, eng->opt.connect_timeout_ms);
+}
+
+/* Connected: pipeline mode, then ask for the accounts table's shape. */
+static void conn_start_probe(pgbank__conn *c)
+{
+    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+        conn_fail_pq(c);
+        return;
+    }
+    c->state = CONN_PROBING;
+    if (pgbank__conn_send(c, SQL_PROBE, 0, NULL) < 0 || pgbank__conn_sync(c) < 0)
+        conn_fail_pq(c);
+}
+
+static void conn_connect_poll(pgbank__conn *c)
+{
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING:
+        c->want = PGBANK_POLL_IN;
+        break;
+    case PGRES_POLLING_WRITING:
+        c->want = PGBANK_POLL_OUT;
+        break;
+    case PGRES_POLLING_OK:
+        c->fd = PQsocket(c->pg);
+        conn_start_probe(c);
+        return;
+    default:
+        pgbank__conn_fail(c, "08001", PQerrorMessage(c->pg));
+        return;
+    }
+    c->fd = PQsocket(c->pg); /* it may change while connecting */
+}
+
+static void setup_error(pgbank__conn *c, const char *state, const char *msg)
+{
+    if (c->setup_failed)
+        return;
+    c->setup_failed = 1;
+    pgbank__strlcpy(c->setup_state, state, sizeof c->setup_state);
+    pgbank__strlcpy(c->setup_msg, msg, sizeof c->setup_msg);
+}
+
+static int64_t type_max(const char *type)
+{
+    if (strcmp(type, "bigint") == 0)
+        return INT64_MAX;
+    if (strcmp(type, "integer") == 0)
+        return INT32_MAX;
+    if (strcmp(type, "smallint") == 0)
+        return INT16_MAX;
+    return 0;
+}
+
+static void setup_result(pgbank__conn *c, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR) {
+        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        setup_error(c, ss ? ss : "XX000", PQresultErrorMessage(r));
+        return;
+    }
+    if (c->state != CONN_PROBING || st != PGRES_TUPLES_OK)
+        return;
+    pgbank_engine *eng = c->eng;
+    char msg[256];
+    if (PQntuples(r) == 0) {
+        setup_error(c, "42P01",
+                    "table \"accounts\" does not exist (or lacks id/balance columns): "
+                    "run 'pgbank init'");
+        return;
+    }
+    int64_t bmax = type_max(PQgetvalue(r, 0, 0)), imax = type_max(PQgetvalue(r, 0, 1));
+    if (!bmax || !imax) {
+        snprintf(msg, sizeof msg,
+                 "table \"accounts\" has id %s and balance %s: pgbank needs integer or bigint "
+                 "columns",
+                 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0));
+        setup_error(c, "42804", msg);
+        return;
+    }
+    eng->balance_max = bmax;
+    eng->id_max = imax;
+    eng->id_has_default = PQgetvalue(r, 0, 2)[0] == 't';
+    eng->probed = 1;
+}
+
+static int setup_synced(pgbank__conn *c)
+{
+    pgbank_engine *eng = c->eng;
+    if (c->setup_failed) {
+        /* The database answers but cannot serve pgbank (schema missing,
+         * permission denied): no point in waiting; say why. */
+        pgbank__engine_set_error(eng, c->setup_msg);
+        pgbank__conn_close(c);
+        c->state = CONN_BROKEN;
+        c->backoff_ms = 2000;
+        conn_set_deadline(c, c->backoff_ms);
+        if (!engine_has_live_conn(eng))
+            pgbank__engine_fail_queue(eng, c->setup_state, c->setup_msg);
+        return -2;
+    }
+    if (c->state == CONN_PROBING && !eng->opt.unnamed_statements) {
+        c->state = CONN_PREPARING;
+        for (int i = 0; i < SQL__COUNT; i++) {
+            const pgbank__sql *s = &pgbank__sql_table[i];
+            if (i == SQL_PROBE)
+                continue;
+            if (!PQsendPrepare(c->pg, s->name, s->text, s->nparams, NULL))
+                return -1;
+        }
+        return pgbank__conn_sync(c);
+    }
+    c->state = CONN_READY;
+    c->backoff_ms = 0;
+    c->deadline_ns = 0;
+    return 0;
+}
+
+static int conn_on_sync(pgbank__conn *c)
+{
+    if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
+        return setup_synced(c);
+    pgbank_op *op = c->head;
+    if (!op)
+        return 0;
+    c->head = op->priv.next;
+    if (!c->head)
+        c->tail = NULL;
+    c->inflight--;
+    op->priv.next = NULL;
+    return pgbank__op_synced(c, op);
+}
+
+static void conn_read(pgbank__conn *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        conn_fail_pq(c);
+        return;
+    }
+    for (;;) {
+        if (!c->pg || PQisBusy(c->pg))
+            break;
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) {
+            if (c->in_cmd) {
+                c->in_cmd = 0;
+                continue;
+            }
+            if (c->after_sync) {
+                c->after_sync = 0;
+                continue;
+            }
+            break;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            c->after_sync = 1;
+            int rc = conn_on_sync(c);
+            if (rc == -1)
+                conn_fail_pq(c);
+            if (rc < 0)
+                return;
+            continue;
+        }
+        c->in_cmd = 1;
+        c->after_sync = 0;
+        if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
+            setup_result(c, r);
+        else if (c->head)
+            pgbank__op_result(c, c->head, r);
+        PQclear(r);
+    }
+    if (c->pg && PQstatus(c->pg) == CONNECTION_BAD)
+        conn_fail_pq(c);
+}
+
+void pgbank__conn_handle(pgbank__conn *c, int events)
+{
+    if (c->state == CONN_CONNECTING) {
+        conn_connect_poll(c);
+        return;
+    }
+    if (!c->pg)
+        return;
+    if ((events & PGBANK_POLL_OUT) && conn_flush(c) < 0) {
+        conn_fail_pq(c);
+        return;
+    }
+    if (events & PGBANK_POLL_IN)
+        conn_read(c);
+}
+
+void pgbank__conn_timeout(pgbank__conn *c, int64_t now)
+{
+    if (!c->deadline_ns || now < c->deadline_ns)
+        return;
+    switch (c->state) {
+    case CONN_CONNECTING:
+    case CONN_PROBING:
+    case CONN_PREPARING:
+        pgbank__conn_fail(c, "08001", "timeout expired while connecting");
+        break;
+    case CONN_BROKEN:
+        c->deadline_ns = 0;
+        if (c->eng->want_pool)
+            pgbank__conn_open(c);
+        break;
+    default:
+        break;
+    }
+}
+
+void pgbank__conn_push(pgbank__conn *c, pgbank_op *op)
+{
+    op->priv.next = NULL;
+    op->priv.conn = c;
+    if (c->tail)
+        c->tail->priv.next = op;
+    else
+        c->head = op;
+    c->tail = op;
+    c->inflight++;
+}
+
+/* Echo: one line per statement, with its parameters. */
+static void conn_echo(pgbank__conn *c, const pgbank__sql *s, int n, char params[][24])
+{
+    char line[1024];
+    int len = snprintf(line, sizeof line, "%s", s->text);
+    for (int i = 0; i < n && len > 0 && (size_t)len < sizeof line; i++)
+        len += snprintf(line + len, sizeof line - (size_t)len, "%s$%d=%s", i ? ", " : "  -- ",
+                        i + 1, params[i]);
+    c->eng->opt.echo(c->eng->opt.echo_arg, line);
+}
+
+int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, int nparams, const int64_t *params)
+{
+    const pgbank__sql *s = &pgbank__sql_table[id];
+    char buf[4][24];
+    const char *values[4];
+    for (int i = 0; i < nparams && i < 4; i++) {
+        snprintf(buf[i], sizeof buf[i], "%lld", (long long)params[i]);
+        values[i] = buf[i];
+    }
+    if (c->eng->opt.echo)
+        conn_echo(c, s, nparams, buf);
+    int ok;
+    if (c->eng->opt.unnamed_statements || id == SQL_PROBE)
+        ok = PQsendQueryParams(c->pg, s->text, nparams, NULL, values, NULL, NULL, 0);
+    else
+        ok = PQsendQueryPrepared(c->pg, s->name, nparams, values, NULL, NULL, 0);
+    return ok ? 0 : -1;
+}
+
+int pgbank__conn_sync(pgbank__conn *c)
+{
+    if (PQpipelineSync(c->pg) != 1)
+        return -1;
+    return conn_flush(c);
+}
