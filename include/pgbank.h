@@ -89,10 +89,17 @@ typedef enum pgbank_strategy {
     PGBANK_FOR_UPDATE = 2,
     /* Seed section 5: one UPDATE ... WHERE balance >= $amount RETURNING
      * balance.  Safe; one statement, one round trip. */
-    PGBANK_ATOMIC = 3
+    PGBANK_ATOMIC = 3,
+    /* Beyond the seed: the read-modify-write at SERIALIZABLE isolation,
+     * retried as a whole transaction on 40001/40P01 with jittered
+     * exponential backoff, within a budget of tries and time.  Safe. */
+    PGBANK_SERIALIZABLE = 4
 } pgbank_strategy;
 
-#define PGBANK_STRATEGY_COUNT 4
+#define PGBANK_STRATEGY_COUNT 5
+#define PGBANK_HAS_SERIALIZABLE 1
+#define PGBANK_HAS_IDEMPOTENCY_KEYS 1
+#define PGBANK_HAS_JOURNAL 1
 
 /* "explicit", "begin", "for-update", "atomic"; NULL for an unknown value. */
 const char *pgbank_strategy_name(pgbank_strategy s);
@@ -121,7 +128,8 @@ typedef enum pgbank_op_kind {
     X(RETRIES_EXHAUSTED, "retries exhausted")                                 \
     X(UNKNOWN_OUTCOME, "unknown outcome")                                     \
     X(DB_ERROR, "database error")                                             \
-    X(SHUT_DOWN, "shut down")
+    X(SHUT_DOWN, "shut down")                                                 \
+    X(INVALID_INPUT, "invalid input")
 
 /* How an operation ended.  Exactly one per accepted operation. */
 typedef enum pgbank_status {
@@ -136,7 +144,8 @@ const char *pgbank_status_name(pgbank_status s);
 
 /* The command-line exit code for a status: 0 ok; 1 refused by the bank's
  * rules (insufficient funds, no such account, conflict); 2 invalid input;
- * 3 database or connection failure (and unknown outcome, shut down). */
+ * 3 database or connection failure (and unknown outcome, shut down,
+ * retries exhausted).  Invalid input (a transfer to the same account) is 2. */
 int pgbank_status_exit_code(pgbank_status s);
 
 typedef struct pgbank_result {
@@ -149,6 +158,11 @@ typedef struct pgbank_result {
     int64_t to_balance;
     /* PGBANK_OP_OPEN OK: the id of the new account. */
     int64_t account;
+    /* 1 when the operation's idempotency key had been used before with the
+     * same parameters: this is the original outcome, and nothing changed. */
+    int replayed;
+    /* How many times the transaction was retried (serializable). */
+    int retries;
     /* Database error: the SQLSTATE ("40001", ...), else "". */
     char sqlstate[6];
     /* Human-readable detail (the server's message for a database error);
@@ -194,6 +208,13 @@ struct pgbank_op {
     pgbank_done_fn done;
     void *user_data;
     pgbank_gate *gate;  /* NULL, or see pgbank_gate */
+    /* Idempotency key (withdraw, deposit, transfer), or NULL.  The same key
+     * with the same parameters returns the original result (replayed = 1)
+     * and changes nothing; with other parameters it is PGBANK_CONFLICT.
+     * Refusals are remembered too.  A keyed operation whose connection dies
+     * is resolved by its key after reconnecting: applied exactly once.  At
+     * most 200 bytes; must stay valid until the callback. */
+    const char *key;
     /* Out: valid from the callback on. */
     pgbank_result result;
     /* Private to the engine. */
@@ -203,9 +224,14 @@ struct pgbank_op {
         int state;
         int flags;
         int nres;
+        int ntuples;
         int tries;
+        int retries;
         int64_t seen;
+        int64_t seen2;
         int64_t submitted_ns;
+        int64_t first_try_ns;
+        int64_t wake_ns;
     } priv;
 };
 
@@ -239,6 +265,11 @@ typedef struct pgbank_options {
     /* Single-statement operations (atomic, balance, open) in flight at once
      * on one connection, in pipeline mode, one Sync each (default 1). */
     int pipeline_depth;
+    /* serializable: retry budget, by count (default 30) and by time since
+     * the first try (default 10000 ms).  Backoff: jittered, exponential
+     * from 1 ms up to 100 ms. */
+    int retry_max;
+    int retry_budget_ms;
 } pgbank_options;
 
 /* Fills *opt with the defaults. */
@@ -327,8 +358,59 @@ int pgbank_execute(pgbank_engine *eng, pgbank_op *op);
  * password-free reason in `err`. */
 int pgbank_schema_init(const char *conninfo, char *err, size_t errlen);
 
-/* The schema version this library creates. */
-#define PGBANK_SCHEMA_VERSION 1
+/* The schema version this library creates: 1 accounts and pgbank_meta;
+ * 2 adds the journal (pgbank_journal) and idempotency keys (pgbank_keys). */
+#define PGBANK_SCHEMA_VERSION 2
+
+/* ------------------------------------------------------------------------
+ * Journal and audit (blocking, on a connection of their own).
+ * ------------------------------------------------------------------------ */
+
+/* One journal row: every balance change writes one in its transaction. */
+typedef struct pgbank_journal_entry {
+    int64_t seq;
+    int64_t account;
+    const char *op;       /* "open", "withdraw", "deposit", "transfer out", "transfer in" */
+    int64_t amount;       /* signed change the operation meant to make */
+    int64_t balance_after;
+    const char *key;      /* "" when none */
+    const char *strategy; /* "" when none */
+    const char *at;       /* timestamp, ISO 8601 */
+} pgbank_journal_entry;
+
+/* Called for each row, newest first; the strings live until it returns. */
+typedef void (*pgbank_history_fn)(void *arg, const pgbank_journal_entry *e);
+
+/* The journal of one account, newest first, at most `limit` rows (<= 0:
+ * all).  Returns 0, PGBANK_ENOTFOUND (no such account), or another
+ * negative code with the reason in `err`. */
+int pgbank_history(const char *conninfo, int64_t account, int limit, pgbank_history_fn fn,
+                   void *arg, char *err, size_t errlen);
+
+typedef struct pgbank_audit_report {
+    int64_t accounts;      /* accounts checked */
+    int64_t mismatched;    /* balance != opening balance + sum of its journal */
+    int64_t negative;      /* balance < 0 */
+    int64_t total_balance; /* sum of all balances */
+    int64_t opening_total; /* sum of opening balances (journal "open" rows) */
+    int64_t deposits;      /* money in: deposits and transfers in */
+    int64_t withdrawals;   /* money out: withdrawals and transfers out (positive) */
+    /* Over mismatched accounts: balance above what the journal says (money
+     * paid out but never debited: the bank lost it), and below it. */
+    int64_t money_lost;
+    int64_t money_created;
+} pgbank_audit_report;
+
+/* Called for each account that fails a check. */
+typedef void (*pgbank_audit_fn)(void *arg, int64_t account, int64_t balance, int64_t expected);
+
+/* Checks that every balance equals its opening balance plus the sum of its
+ * journal, that none is negative, and that total money equals opening
+ * totals plus money in minus money out.  Returns 1 when everything holds,
+ * 0 when something does not (details in *rep and through on_problem), or a
+ * negative code with the reason in `err`. */
+int pgbank_audit(const char *conninfo, pgbank_audit_report *rep, pgbank_audit_fn on_problem,
+                 void *arg, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------
  * Connection strings.

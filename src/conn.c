@@ -55,6 +55,7 @@ static int engine_has_live_conn(const pgbank_engine *eng)
 void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
 {
     pgbank_engine *eng = c->eng;
+    int was_open = c->state == CONN_READY;
     char text[512];
     pgbank__strlcpy(text, msg && *msg ? msg : "connection lost", sizeof text);
     size_t n = strlen(text);
@@ -71,6 +72,13 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     c->tail = NULL;
     c->inflight = 0;
     c->state = CONN_BROKEN;
+    if (was_open && eng->want_pool && !eng->closing) {
+        /* An established connection died (backend terminated, server
+         * restarted): try again at once; queued operations wait for it. */
+        c->backoff_ms = 0;
+        pgbank__conn_open(c);
+        return;
+    }
     c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 2000 ? 2000 : c->backoff_ms * 2) : 50;
     conn_set_deadline(c, c->backoff_ms);
     if (!engine_has_live_conn(eng))
@@ -112,7 +120,7 @@ static void conn_start_probe(pgbank__conn *c)
         return;
     }
     c->state = CONN_PROBING;
-    if (pgbank__conn_send(c, SQL_PROBE, 0, NULL) < 0 || pgbank__conn_sync(c) < 0)
+    if (pgbank__conn_send(c, SQL_PROBE, NULL) < 0 || pgbank__conn_sync(c) < 0)
         conn_fail_pq(c);
 }
 
@@ -186,6 +194,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->balance_max = bmax;
     eng->id_max = imax;
     eng->id_has_default = PQgetvalue(r, 0, 2)[0] == 't';
+    eng->journal = PQgetvalue(r, 0, 3)[0] == 't';
     eng->probed = 1;
 }
 
@@ -208,7 +217,7 @@ static int setup_synced(pgbank__conn *c)
         c->state = CONN_PREPARING;
         for (int i = 0; i < SQL__COUNT; i++) {
             const pgbank__sql *s = &pgbank__sql_table[i];
-            if (i == SQL_PROBE)
+            if (i == SQL_PROBE || (s->needs_journal && !eng->journal))
                 continue;
             if (!PQsendPrepare(c->pg, s->name, s->text, s->nparams, NULL))
                 return -1;
@@ -329,32 +338,26 @@ void pgbank__conn_push(pgbank__conn *c, pgbank_op *op)
 }
 
 /* Echo: one line per statement, with its parameters. */
-static void conn_echo(pgbank__conn *c, const pgbank__sql *s, int n, char params[][24])
+static void conn_echo(pgbank__conn *c, const pgbank__sql *s, const char *const *values)
 {
     char line[1024];
     int len = snprintf(line, sizeof line, "%s", s->text);
-    for (int i = 0; i < n && len > 0 && (size_t)len < sizeof line; i++)
+    for (int i = 0; i < s->nparams && len > 0 && (size_t)len < sizeof line; i++)
         len += snprintf(line + len, sizeof line - (size_t)len, "%s$%d=%s", i ? ", " : "  -- ",
-                        i + 1, params[i]);
+                        i + 1, values[i] ? values[i] : "NULL");
     c->eng->opt.echo(c->eng->opt.echo_arg, line);
 }
 
-int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, int nparams, const int64_t *params)
+int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *values)
 {
     const pgbank__sql *s = &pgbank__sql_table[id];
-    char buf[4][24];
-    const char *values[4];
-    for (int i = 0; i < nparams && i < 4; i++) {
-        snprintf(buf[i], sizeof buf[i], "%lld", (long long)params[i]);
-        values[i] = buf[i];
-    }
     if (c->eng->opt.echo)
-        conn_echo(c, s, nparams, buf);
+        conn_echo(c, s, values);
     int ok;
     if (c->eng->opt.unnamed_statements || id == SQL_PROBE)
-        ok = PQsendQueryParams(c->pg, s->text, nparams, NULL, values, NULL, NULL, 0);
+        ok = PQsendQueryParams(c->pg, s->text, s->nparams, NULL, values, NULL, NULL, 0);
     else
-        ok = PQsendQueryPrepared(c->pg, s->name, nparams, values, NULL, NULL, 0);
+        ok = PQsendQueryPrepared(c->pg, s->name, s->nparams, values, NULL, NULL, 0);
     return ok ? 0 : -1;
 }
 

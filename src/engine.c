@@ -16,6 +16,8 @@ PGBANK__API void pgbank_options_init(pgbank_options *opt)
     opt->connections = 4;
     opt->connect_timeout_ms = 10000;
     opt->pipeline_depth = 1;
+    opt->retry_max = 30;
+    opt->retry_budget_ms = 10000;
 }
 
 PGBANK__API void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind)
@@ -57,6 +59,11 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         eng->opt.connect_timeout_ms = 10000;
     if (eng->opt.pipeline_depth < 1)
         eng->opt.pipeline_depth = 1;
+    if (eng->opt.retry_max < 0)
+        eng->opt.retry_max = 0;
+    if (eng->opt.retry_budget_ms <= 0)
+        eng->opt.retry_budget_ms = 10000;
+    eng->rng = (uint64_t)pgbank__now_ns() ^ (uint64_t)(uintptr_t)eng;
     eng->conninfo = conninfo;
     eng->conns = conns;
     eng->nconns = opt->connections;
@@ -122,6 +129,7 @@ void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlst
 void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st)
 {
     op->result.status = st;
+    op->result.retries = op->priv.retries;
     op->priv.conn = NULL;
     op->priv.next = NULL;
     if (op->gate && !(op->priv.flags & OPF_ARRIVED))
@@ -154,9 +162,38 @@ void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const c
     while ((op = eng->queue_head) != NULL) {
         eng->queue_head = op->priv.next;
         pgbank__op_set_message(eng, op, sqlstate, msg);
-        pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
+        if (op->priv.flags & OPF_INDOUBT) {
+            /* A keyed operation whose COMMIT was sent before its connection
+             * died, and no connection to resolve it by its key. */
+            char m[300];
+            snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
+                     op->result.message);
+            pgbank__op_set_message(eng, op, "08006", m);
+            pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
+        } else {
+            pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
+        }
     }
     eng->queue_tail = NULL;
+}
+
+/* A keyed operation to run again (its connection died): first in line. */
+void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op)
+{
+    op->priv.conn = NULL;
+    op->priv.next = eng->queue_head;
+    eng->queue_head = op;
+    if (!eng->queue_tail)
+        eng->queue_tail = op;
+}
+
+/* A serializable retry waits for its backoff; the timer moves it back. */
+void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns)
+{
+    op->priv.conn = NULL;
+    op->priv.wake_ns = wake_ns;
+    op->priv.next = eng->delayed;
+    eng->delayed = op;
 }
 
 /* --- dispatch --------------------------------------------------------------- */
@@ -185,24 +222,6 @@ static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
     return best;
 }
 
-static const char *amount_problem(const pgbank_engine *eng, const pgbank_op *op)
-{
-    static const char *const msgs[] = {"the amount must be positive",
-                                       "the amount does not fit the balance column"};
-    switch (op->kind) {
-    case PGBANK_OP_WITHDRAW:
-        if (op->amount <= 0)
-            return msgs[0];
-        return op->amount > eng->balance_max ? msgs[1] : NULL;
-    case PGBANK_OP_OPEN:
-        if (op->amount < 0)
-            return "the opening balance must not be negative";
-        return op->amount > eng->balance_max ? msgs[1] : NULL;
-    default:
-        return NULL;
-    }
-}
-
 void pgbank__engine_dispatch(pgbank_engine *eng)
 {
     while (eng->queue_head) {
@@ -214,15 +233,11 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
         if (!eng->queue_head)
             eng->queue_tail = NULL;
         op->priv.next = NULL;
-        const char *bad = amount_problem(eng, op);
+        pgbank_status st;
+        const char *bad = pgbank__op_invalid(eng, op, &st);
         if (bad) {
             pgbank__op_set_message(eng, op, "", bad);
-            pgbank__engine_complete(eng, op, PGBANK_INVALID_AMOUNT);
-            continue;
-        }
-        if (op->kind != PGBANK_OP_OPEN && (op->account > eng->id_max || op->account < -eng->id_max)) {
-            pgbank__op_set_message(eng, op, "", "the account id does not fit the id column");
-            pgbank__engine_complete(eng, op, PGBANK_NO_SUCH_ACCOUNT);
+            pgbank__engine_complete(eng, op, st);
             continue;
         }
         if (pgbank__op_start(c, op) < 0)
@@ -236,8 +251,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return PGBANK_EINVAL;
     if (eng->closing)
         return PGBANK_ESHUTDOWN;
-    if (op->kind != PGBANK_OP_WITHDRAW && op->kind != PGBANK_OP_BALANCE &&
-        op->kind != PGBANK_OP_OPEN)
+    if ((int)op->kind < 0 || op->kind > PGBANK_OP_OPEN)
         return PGBANK_EINVAL;
     if ((int)op->strategy < 0 || (int)op->strategy >= PGBANK_STRATEGY_COUNT)
         return PGBANK_EINVAL;
@@ -245,7 +259,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
     memset(&op->result, 0, sizeof op->result);
     op->priv.submitted_ns = pgbank__now_ns();
     eng->pending++;
-    if (op->kind == PGBANK_OP_WITHDRAW && op->amount <= 0) {
+    if (op->kind != PGBANK_OP_BALANCE && op->kind != PGBANK_OP_OPEN && op->amount <= 0) {
         /* Rejected before anything is sent, whatever the column type. */
         pgbank__op_set_message(eng, op, "", "the amount must be positive");
         pgbank__engine_complete(eng, op, PGBANK_INVALID_AMOUNT);
@@ -271,6 +285,9 @@ int64_t pgbank__engine_next_deadline(pgbank_engine *eng)
     if (eng->done_head)
         return pgbank__now_ns();
     int64_t next = 0;
+    for (pgbank_op *op = eng->delayed; op; op = op->priv.next)
+        if (!next || op->priv.wake_ns < next)
+            next = op->priv.wake_ns;
     for (int i = 0; i < eng->nconns; i++) {
         int64_t d = eng->conns[i].deadline_ns;
         if (d && (!next || d < next))
@@ -284,6 +301,23 @@ void pgbank__engine_timers(pgbank_engine *eng)
     int64_t now = pgbank__now_ns();
     for (int i = 0; i < eng->nconns; i++)
         pgbank__conn_timeout(&eng->conns[i], now);
+    /* Retries whose backoff is over go back to the queue (at the end: the
+     * operations that waited in line keep their turn). */
+    pgbank_op **pp = &eng->delayed;
+    while (*pp) {
+        pgbank_op *op = *pp;
+        if (op->priv.wake_ns > now) {
+            pp = &op->priv.next;
+            continue;
+        }
+        *pp = op->priv.next;
+        op->priv.next = NULL;
+        if (eng->queue_tail)
+            eng->queue_tail->priv.next = op;
+        else
+            eng->queue_head = op;
+        eng->queue_tail = op;
+    }
 }
 
 /* Tells the application's loop what changed: sockets and wake-up time. */
@@ -376,6 +410,11 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
         pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
     }
     eng->queue_tail = NULL;
+    while ((op = eng->delayed) != NULL) {
+        eng->delayed = op->priv.next;
+        pgbank__op_set_message(eng, op, "", "shut down while waiting to retry");
+        pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
+    }
     for (int i = 0; i < eng->nconns; i++) {
         pgbank__conn *c = &eng->conns[i];
         if (c->told_fd >= 0 && eng->on_socket)

@@ -62,6 +62,9 @@ struct pgbank_engine {
     int64_t balance_max;
     int64_t id_max;
     int id_has_default;
+    int journal; /* pgbank_journal and pgbank_keys exist (schema 2) */
+    pgbank_op *delayed; /* serializable retries waiting for their backoff */
+    uint64_t rng;       /* jitter */
     char error[512];
 };
 
@@ -74,7 +77,14 @@ enum {
     OPF_ARRIVED = 1 << 4,    /* counted at its gate */
     OPF_COMPLETED = 1 << 5,  /* the result is final */
     OPF_DEFER = 1 << 6,      /* status decided; the rollback is in flight */
-    OPF_IN_TX = 1 << 7       /* BEGIN was sent and no COMMIT/ROLLBACK has ended it */
+    OPF_IN_TX = 1 << 7,      /* BEGIN was sent and no COMMIT/ROLLBACK has ended it */
+    OPF_FOUND2 = 1 << 8,     /* the transfer's destination row was seen (seen2) */
+    OPF_KEY_MATCH = 1 << 9,  /* a stored key matches this operation's parameters */
+    OPF_RETRY = 1 << 10,     /* rolling back to retry (serializable) */
+    OPF_RESOLVING = 1 << 11, /* a keyed operation re-run after its connection died */
+    OPF_INDOUBT = 1 << 12,   /* ... and its COMMIT had been sent */
+    OPF_DEBIT_OK = 1 << 13,  /* atomic transaction: the guarded debit matched */
+    OPF_CREDIT_OK = 1 << 14  /* atomic transaction: the credit matched */
 };
 
 /* Operation states (op->priv.state): the SQL step in flight. */
@@ -87,7 +97,13 @@ enum {
     ST_ATOMIC,      /* the guarded UPDATE ... RETURNING */
     ST_ATOMIC_SEEN, /* after a refusal: SELECT balance, to say why */
     ST_BALANCE,     /* SELECT balance */
-    ST_OPEN         /* INSERT ... RETURNING id */
+    ST_OPEN,        /* INSERT ... RETURNING id */
+    ST_KEY,         /* BEGIN; claim the idempotency key */
+    ST_KEY_READ,    /* the key was taken: read what it recorded */
+    ST_REFUSE_KEY,  /* record a refusal under the key; COMMIT */
+    ST_ATOMIC_TX,   /* BEGIN; guarded single statements in id order */
+    ST_ATOMIC_TX_SEEN, /* a guard failed: [ROLLBACK TO SAVEPOINT;] SELECT balance */
+    ST_COMMIT       /* [record the key;] COMMIT */
 };
 
 /* conn.c */
@@ -95,8 +111,7 @@ void pgbank__conn_open(pgbank__conn *c);
 void pgbank__conn_handle(pgbank__conn *c, int events);
 void pgbank__conn_timeout(pgbank__conn *c, int64_t now);
 void pgbank__conn_close(pgbank__conn *c);
-int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, int nparams,
-                      const int64_t *params);
+int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *values);
 int pgbank__conn_sync(pgbank__conn *c);
 void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg);
 
@@ -108,10 +123,13 @@ void pgbank__engine_timers(pgbank_engine *eng);
 int64_t pgbank__engine_next_deadline(pgbank_engine *eng);
 void pgbank__engine_set_error(pgbank_engine *eng, const char *msg);
 void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const char *msg);
+void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op);
+void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns);
 void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg);
 
 /* ops.c */
 int pgbank__op_is_multistep(const pgbank_op *op);
+const char *pgbank__op_invalid(const pgbank_engine *eng, const pgbank_op *op, pgbank_status *st);
 int pgbank__op_start(pgbank__conn *c, pgbank_op *op);
 void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r);
 int pgbank__op_synced(pgbank__conn *c, pgbank_op *op);

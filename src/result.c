@@ -51,7 +51,8 @@ PGBANK__API int pgbank_status_exit_code(pgbank_status s)
     case PGBANK_INSUFFICIENT_FUNDS:
     case PGBANK_NO_SUCH_ACCOUNT:
     case PGBANK_CONFLICT: return 1;
-    case PGBANK_INVALID_AMOUNT: return 2;
+    case PGBANK_INVALID_AMOUNT:
+    case PGBANK_INVALID_INPUT: return 2;
     default: return 3;
     }
 }
@@ -64,6 +65,7 @@ static const struct {
     [PGBANK_BEGIN] = {"begin", 0},
     [PGBANK_FOR_UPDATE] = {"for-update", 1},
     [PGBANK_ATOMIC] = {"atomic", 1},
+    [PGBANK_SERIALIZABLE] = {"serializable", 1},
 };
 
 PGBANK__API const char *pgbank_strategy_name(pgbank_strategy s)

@@ -95,6 +95,49 @@ static int adopt_accounts(init_ctx *x)
                0, NULL, NULL);
 }
 
+/* Schema 2: the journal and the idempotency keys.  When the journal is new,
+ * every account already there gets an "open" row with its balance, so the
+ * audit starts from what exists. */
+static int init_journal(init_ctx *x)
+{
+    PGresult *r;
+    if (run(x, "SELECT to_regclass('pgbank_journal') IS NULL", 0, NULL, &r) < 0)
+        return -1;
+    int fresh = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (fresh &&
+        (run(x,
+             "CREATE TABLE pgbank_journal ("
+             " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+             " account bigint NOT NULL,"
+             " op text NOT NULL,"
+             " amount bigint NOT NULL,"
+             " balance_after bigint NOT NULL,"
+             " strategy text,"
+             " key text,"
+             " at timestamptz NOT NULL DEFAULT clock_timestamp())",
+             0, NULL, NULL) < 0 ||
+         run(x, "CREATE INDEX pgbank_journal_account ON pgbank_journal (account, seq)", 0, NULL,
+             NULL) < 0 ||
+         run(x,
+             "INSERT INTO pgbank_journal (account, op, amount, balance_after)"
+             " SELECT id, 'open', balance, balance FROM accounts ORDER BY id",
+             0, NULL, NULL) < 0))
+        return -1;
+    return run(x,
+               "CREATE TABLE IF NOT EXISTS pgbank_keys ("
+               " key text PRIMARY KEY,"
+               " op text NOT NULL,"
+               " account bigint NOT NULL,"
+               " to_account bigint,"
+               " amount bigint NOT NULL,"
+               " status text NOT NULL,"
+               " balance bigint,"
+               " to_balance bigint,"
+               " at timestamptz NOT NULL DEFAULT clock_timestamp())",
+               0, NULL, NULL);
+}
+
 static int init_tx(init_ctx *x)
 {
     PGresult *r;
@@ -126,6 +169,8 @@ static int init_tx(init_ctx *x)
         if (rc < 0)
             return rc;
     }
+    if (init_journal(x) < 0)
+        return -1;
     char version[16];
     snprintf(version, sizeof version, "%d", PGBANK_SCHEMA_VERSION);
     const char *p[1] = {version};

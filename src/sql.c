@@ -6,37 +6,95 @@
  *   acc.balance -= amount; commit()   -> UPDATE ... SET balance = $2 (the
  *                                        value computed in the client)
  *   update(...).where(balance >= X)   -> the guarded UPDATE ... RETURNING
+ * Every single-account statement is routable by id alone (see
+ * docs/SCALING.md); no statement modifies the same table twice.
  */
 #include "sql.h"
 
+#define JOURNAL_INSERT                                                                 \
+    "INSERT INTO pgbank_journal (account, op, amount, balance_after, strategy, key) "
+
 const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
-    [SQL_BEGIN] = {"pgbank_begin", "BEGIN", 0},
-    [SQL_COMMIT] = {"pgbank_commit", "COMMIT", 0},
-    [SQL_ROLLBACK] = {"pgbank_rollback", "ROLLBACK", 0},
-    /* The accounts table's shape: balance type, id type, whether id has a
-     * default.  No row: the table is missing. */
+    [SQL_BEGIN] = {"pgbank_begin", "BEGIN", 0, 0},
+    [SQL_BEGIN_SERIALIZABLE] = {"pgbank_begin_serializable",
+                                "BEGIN ISOLATION LEVEL SERIALIZABLE", 0, 0},
+    [SQL_COMMIT] = {"pgbank_commit", "COMMIT", 0, 0},
+    [SQL_ROLLBACK] = {"pgbank_rollback", "ROLLBACK", 0, 0},
+    [SQL_SAVEPOINT] = {"pgbank_savepoint", "SAVEPOINT pgbank_work", 0, 0},
+    [SQL_ROLLBACK_TO_SAVEPOINT] = {"pgbank_rollback_to", "ROLLBACK TO SAVEPOINT pgbank_work", 0,
+                                   0},
+    /* balance type, id type, whether id has a default, whether the journal
+     * and key tables exist.  No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
-                   " i.attidentity <> '' OR i.atthasdef"
+                   " i.attidentity <> '' OR i.atthasdef,"
+                   " to_regclass('pgbank_journal') IS NOT NULL"
+                   " AND to_regclass('pgbank_keys') IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
                    " AND NOT b.attisdropped",
-                   0},
+                   0, 0},
     [SQL_SELECT_BALANCE] = {"pgbank_select_balance",
-                            "SELECT balance FROM accounts WHERE id = $1", 1},
+                            "SELECT balance FROM accounts WHERE id = $1", 1, 0},
     [SQL_SELECT_FOR_UPDATE] = {"pgbank_select_for_update",
-                               "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", 1},
+                               "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", 1, 0},
+    [SQL_SELECT_PAIR] = {"pgbank_select_pair",
+                         "SELECT id, balance FROM accounts WHERE id IN ($1, $2) ORDER BY id", 2,
+                         0},
+    [SQL_SELECT_PAIR_FOR_UPDATE] = {"pgbank_select_pair_for_update",
+                                    "SELECT id, balance FROM accounts WHERE id IN ($1, $2)"
+                                    " ORDER BY id FOR UPDATE",
+                                    2, 0},
     [SQL_SET_BALANCE] = {"pgbank_set_balance",
-                         "UPDATE accounts SET balance = $2 WHERE id = $1", 2},
-    [SQL_WITHDRAW_ATOMIC] = {"pgbank_withdraw_atomic",
-                             "UPDATE accounts SET balance = balance - $2"
-                             " WHERE id = $1 AND balance >= $2 RETURNING balance",
-                             2},
-    [SQL_OPEN] = {"pgbank_open",
-                  "INSERT INTO accounts (balance) VALUES ($1) RETURNING id", 1},
+                         "UPDATE accounts SET balance = $2 WHERE id = $1", 2, 0},
+    [SQL_DEBIT] = {"pgbank_debit",
+                   "UPDATE accounts SET balance = balance - $2"
+                   " WHERE id = $1 AND balance >= $2 RETURNING balance",
+                   2, 0},
+    [SQL_CREDIT] = {"pgbank_credit",
+                    "UPDATE accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance",
+                    2, 0},
+    [SQL_OPEN] = {"pgbank_open", "INSERT INTO accounts (balance) VALUES ($1) RETURNING id", 1,
+                  0},
     [SQL_OPEN_NO_DEFAULT] = {"pgbank_open_no_default",
                              "INSERT INTO accounts (id, balance)"
                              " SELECT COALESCE(max(id), 0) + 1, $1 FROM accounts RETURNING id",
-                             1},
+                             1, 0},
+    /* $1 id, $2 amount, $3 journal op, $4 key */
+    [SQL_DEBIT_J] = {"pgbank_debit_j",
+                     "WITH u AS (UPDATE accounts SET balance = balance - $2"
+                     " WHERE id = $1 AND balance >= $2 RETURNING id, balance) " JOURNAL_INSERT
+                     "SELECT id, $3::text, -$2::bigint, balance, 'atomic', $4::text FROM u"
+                     " RETURNING balance_after",
+                     4, 1},
+    [SQL_CREDIT_J] = {"pgbank_credit_j",
+                      "WITH u AS (UPDATE accounts SET balance = balance + $2"
+                      " WHERE id = $1 RETURNING id, balance) " JOURNAL_INSERT
+                      "SELECT id, $3::text, $2::bigint, balance, 'atomic', $4::text FROM u"
+                      " RETURNING balance_after",
+                      4, 1},
+    [SQL_OPEN_J] = {"pgbank_open_j",
+                    "WITH a AS (INSERT INTO accounts (balance) VALUES ($1) RETURNING id, balance) "
+                    JOURNAL_INSERT "SELECT id, 'open', balance, balance, NULL, NULL FROM a"
+                    " RETURNING account",
+                    1, 1},
+    /* $1 account, $2 op, $3 signed amount, $4 balance after, $5 strategy, $6 key */
+    [SQL_JOURNAL] = {"pgbank_journal", JOURNAL_INSERT "VALUES ($1, $2, $3, $4, $5, $6)", 6, 1},
+    /* $1 key, $2 op, $3 account, $4 to_account, $5 amount */
+    [SQL_KEY_CLAIM] = {"pgbank_key_claim",
+                       "INSERT INTO pgbank_keys (key, op, account, to_account, amount, status)"
+                       " VALUES ($1, $2, $3, $4, $5, 'pending')"
+                       " ON CONFLICT (key) DO NOTHING RETURNING 1",
+                       5, 1},
+    [SQL_KEY_READ] = {"pgbank_key_read",
+                      "SELECT op, account, COALESCE(to_account, 0), amount, status,"
+                      " COALESCE(balance, 0), COALESCE(to_balance, 0)"
+                      " FROM pgbank_keys WHERE key = $1",
+                      1, 1},
+    /* $1 key, $2 status, $3 balance, $4 to_balance */
+    [SQL_KEY_SET] = {"pgbank_key_set",
+                     "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4"
+                     " WHERE key = $1",
+                     4, 1},
 };

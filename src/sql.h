@@ -7,15 +7,30 @@
 
 typedef enum pgbank__sql_id {
     SQL_BEGIN,
+    SQL_BEGIN_SERIALIZABLE,
     SQL_COMMIT,
     SQL_ROLLBACK,
-    SQL_PROBE,             /* balance column type, id default: set up per connection */
-    SQL_SELECT_BALANCE,    /* explicit, begin: the seed's session.get() */
-    SQL_SELECT_FOR_UPDATE, /* for-update: the seed's with_for_update() */
-    SQL_SET_BALANCE,       /* explicit, begin, for-update: absolute value computed in C */
-    SQL_WITHDRAW_ATOMIC,   /* atomic: the seed's guarded UPDATE ... RETURNING */
-    SQL_OPEN,              /* a new account, id from the column default */
-    SQL_OPEN_NO_DEFAULT,   /* a seed table with no id default: next id by max+1 */
+    SQL_SAVEPOINT,
+    SQL_ROLLBACK_TO_SAVEPOINT,
+    SQL_PROBE,                 /* the schema's shape, asked once per connection */
+    SQL_SELECT_BALANCE,        /* the seed's session.get() */
+    SQL_SELECT_FOR_UPDATE,     /* the seed's with_for_update() */
+    SQL_SELECT_PAIR,           /* a transfer's two accounts, in id order */
+    SQL_SELECT_PAIR_FOR_UPDATE,
+    SQL_SET_BALANCE,           /* the absolute value computed in C */
+    SQL_DEBIT,                 /* atomic: the seed's guarded UPDATE ... RETURNING */
+    SQL_CREDIT,
+    SQL_OPEN,                  /* a new account, id from the column default */
+    SQL_OPEN_NO_DEFAULT,       /* a seed table with no id default: next id by max+1 */
+    /* With the journal (schema 2): the same changes, journaled in the same
+     * statement or transaction. */
+    SQL_DEBIT_J,
+    SQL_CREDIT_J,
+    SQL_OPEN_J,
+    SQL_JOURNAL,
+    SQL_KEY_CLAIM, /* idempotency: claim a key, or find it taken */
+    SQL_KEY_READ,
+    SQL_KEY_SET,
     SQL__COUNT
 } pgbank__sql_id;
 
@@ -23,6 +38,7 @@ typedef struct pgbank__sql {
     const char *name; /* prepared statement name */
     const char *text;
     int nparams;
+    int needs_journal; /* refers to pgbank_journal / pgbank_keys */
 } pgbank__sql;
 
 extern const pgbank__sql pgbank__sql_table[SQL__COUNT];
