@@ -93,10 +93,21 @@ typedef enum pgbank_strategy {
     /* Beyond the seed: the read-modify-write at SERIALIZABLE isolation,
      * retried as a whole transaction on 40001/40P01 with jittered
      * exponential backoff, within a budget of tries and time.  Safe. */
-    PGBANK_SERIALIZABLE = 4
+    PGBANK_SERIALIZABLE = 4,
+    /* Beyond the seed: the operations pending at a moment go to the server
+     * together, in one round trip and one commit, through the server-side
+     * function pgbank_batch() that `pgbank init` installs.  Each operation
+     * gets its own result, exactly as if they ran one by one in arrival
+     * order; accounts are locked in id order (concurrent batches never
+     * deadlock) and the operations on one account coalesce into one row
+     * update.  Batch size follows load: an operation that finds a batch slot
+     * free goes at once; under pressure the waiting ones go together.  Safe.
+     * Carries withdraw, deposit and transfer (without idempotency keys). */
+    PGBANK_BATCH = 5
 } pgbank_strategy;
 
-#define PGBANK_STRATEGY_COUNT 5
+#define PGBANK_STRATEGY_COUNT 6
+#define PGBANK_HAS_BATCH 1
 #define PGBANK_HAS_SERIALIZABLE 1
 #define PGBANK_HAS_IDEMPOTENCY_KEYS 1
 #define PGBANK_HAS_JOURNAL 1
@@ -270,6 +281,13 @@ typedef struct pgbank_options {
      * from 1 ms up to 100 ms. */
     int retry_max;
     int retry_budget_ms;
+    /* batch: at most this many operations per batch (default 4096), and at
+     * most this many batches in flight at once (default 1): operations that
+     * arrive while the batch slots are busy wait and go together.  More than
+     * one in flight helps only when concurrent batches touch different
+     * accounts: overlapping ones wait for each other's row locks. */
+    int batch_max;
+    int batch_inflight;
 } pgbank_options;
 
 /* Fills *opt with the defaults. */
@@ -293,7 +311,9 @@ int pgbank_engine_connect(pgbank_engine *eng);
 
 /* Runs the default loop until every connection of the pool is ready, or
  * timeout_ms passes (-1: the options' connect timeout).  Returns 0, or
- * PGBANK_ECONNECT (see pgbank_engine_error()) / PGBANK_ETIMEDOUT. */
+ * PGBANK_ECONNECT (the database could not be reached), PGBANK_ESCHEMA (it
+ * was reached but has no usable accounts table: run pgbank_schema_init()),
+ * PGBANK_ETIMEDOUT; the reason is in pgbank_engine_error(). */
 int pgbank_engine_wait_connected(pgbank_engine *eng, int timeout_ms);
 
 /* The last connection-level error message, password-free; "" if none. */
@@ -308,6 +328,15 @@ int pgbank_submit(pgbank_engine *eng, pgbank_op *op);
 
 /* Number of accepted operations whose callback has not run yet. */
 size_t pgbank_engine_pending(const pgbank_engine *eng);
+
+/* Counters since the engine was created. */
+typedef struct pgbank_engine_stats {
+    uint64_t batches;     /* batches sent (batch strategy) */
+    uint64_t batched_ops; /* operations sent in them */
+} pgbank_engine_stats;
+
+/* Fills *st.  Calling it with a NULL engine zeroes *st. */
+void pgbank_engine_get_stats(const pgbank_engine *eng, pgbank_engine_stats *st);
 
 /* --- Driving the engine from any event loop (curl multi style) ---------- */
 #define PGBANK_POLL_IN 1
@@ -359,8 +388,9 @@ int pgbank_execute(pgbank_engine *eng, pgbank_op *op);
 int pgbank_schema_init(const char *conninfo, char *err, size_t errlen);
 
 /* The schema version this library creates: 1 accounts and pgbank_meta;
- * 2 adds the journal (pgbank_journal) and idempotency keys (pgbank_keys). */
-#define PGBANK_SCHEMA_VERSION 2
+ * 2 adds the journal (pgbank_journal) and idempotency keys (pgbank_keys);
+ * 3 adds the batch function pgbank_batch(). */
+#define PGBANK_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------------------
  * Journal and audit (blocking, on a connection of their own).

@@ -64,6 +64,10 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     pgbank__engine_set_error(eng, text);
     pgbank__conn_close(c);
     pgbank_op *op;
+    if (c->batch) {
+        c->batch = 0;
+        eng->batches_inflight--;
+    }
     while ((op = c->head) != NULL) {
         c->head = op->priv.next;
         c->inflight--;
@@ -205,6 +209,7 @@ static int setup_synced(pgbank__conn *c)
         /* The database answers but cannot serve pgbank (schema missing,
          * permission denied): no point in waiting; say why. */
         pgbank__engine_set_error(eng, c->setup_msg);
+        eng->schema_error = 1;
         pgbank__conn_close(c);
         c->state = CONN_BROKEN;
         c->backoff_ms = 2000;
@@ -225,6 +230,7 @@ static int setup_synced(pgbank__conn *c)
         return pgbank__conn_sync(c);
     }
     c->state = CONN_READY;
+    eng->schema_error = 0;
     c->backoff_ms = 0;
     c->deadline_ns = 0;
     return 0;
@@ -234,6 +240,8 @@ static int conn_on_sync(pgbank__conn *c)
 {
     if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
         return setup_synced(c);
+    if (c->batch)
+        return pgbank__batch_synced(c);
     pgbank_op *op = c->head;
     if (!op)
         return 0;
@@ -281,6 +289,8 @@ static void conn_read(pgbank__conn *c)
         c->after_sync = 0;
         if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
             setup_result(c, r);
+        else if (c->batch)
+            pgbank__batch_result(c, r);
         else if (c->head)
             pgbank__op_result(c, c->head, r);
         PQclear(r);

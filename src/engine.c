@@ -18,6 +18,8 @@ PGBANK__API void pgbank_options_init(pgbank_options *opt)
     opt->pipeline_depth = 1;
     opt->retry_max = 30;
     opt->retry_budget_ms = 10000;
+    opt->batch_max = 4096;
+    opt->batch_inflight = 1;
 }
 
 PGBANK__API void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind)
@@ -63,6 +65,10 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         eng->opt.retry_max = 0;
     if (eng->opt.retry_budget_ms <= 0)
         eng->opt.retry_budget_ms = 10000;
+    if (eng->opt.batch_max < 1)
+        eng->opt.batch_max = 4096;
+    if (eng->opt.batch_inflight < 1)
+        eng->opt.batch_inflight = 1;
     eng->rng = (uint64_t)pgbank__now_ns() ^ (uint64_t)(uintptr_t)eng;
     eng->conninfo = conninfo;
     eng->conns = conns;
@@ -91,6 +97,15 @@ void pgbank__engine_set_error(pgbank_engine *eng, const char *msg)
 PGBANK__API size_t pgbank_engine_pending(const pgbank_engine *eng)
 {
     return eng ? eng->pending : 0;
+}
+
+PGBANK__API void pgbank_engine_get_stats(const pgbank_engine *eng, pgbank_engine_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!eng)
+        return;
+    st->batches = eng->batches_sent;
+    st->batched_ops = eng->batched_ops;
 }
 
 static void engine_open_pool(pgbank_engine *eng)
@@ -151,8 +166,10 @@ static void engine_run_callbacks(pgbank_engine *eng)
         op->priv.next = NULL;
         op->priv.flags |= OPF_COMPLETED;
         eng->pending--;
+        eng->in_callbacks++;
         if (op->done)
             op->done(op); /* may reuse or free op: not touched after this */
+        eng->in_callbacks--;
     }
 }
 
@@ -203,6 +220,7 @@ void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns)
 static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
 {
     int multi = pgbank__op_is_multistep(op);
+    int batched = pgbank__is_batched(op); /* a batch has its connection to itself */
     pgbank__conn *best = NULL;
     for (int k = 0; k < eng->nconns; k++) {
         int i = (eng->next_conn + k) % eng->nconns;
@@ -213,7 +231,7 @@ static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
             eng->next_conn = (i + 1) % eng->nconns;
             return c;
         }
-        if (multi || c->inflight >= eng->opt.pipeline_depth ||
+        if (multi || batched || c->batch || c->inflight >= eng->opt.pipeline_depth ||
             pgbank__op_is_multistep(c->head))
             continue;
         if (!best || c->inflight < best->inflight)
@@ -226,6 +244,32 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
 {
     while (eng->queue_head) {
         pgbank_op *op = eng->queue_head;
+        if (pgbank__is_batched(op)) {
+            if (eng->batches_inflight >= eng->opt.batch_inflight)
+                break;
+            pgbank__conn *c = engine_pick(eng, op);
+            if (!c)
+                break;
+            if (!eng->journal) {
+                /* The batch function comes with `pgbank init`. */
+                pgbank_status st = PGBANK_DB_ERROR;
+                const char *bad = pgbank__op_invalid(eng, op, &st);
+                if (!bad)
+                    st = PGBANK_DB_ERROR;
+                pgbank__op_set_message(eng, op, bad ? "" : "42883",
+                                       bad ? bad
+                                           : "the batch strategy needs pgbank_batch(): run "
+                                             "'pgbank init'");
+                eng->queue_head = op->priv.next;
+                if (!eng->queue_head)
+                    eng->queue_tail = NULL;
+                pgbank__engine_complete(eng, op, st);
+                continue;
+            }
+            if (pgbank__batch_send(c) < 0)
+                pgbank__conn_fail(c, "08006", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+            continue;
+        }
         pgbank__conn *c = engine_pick(eng, op);
         if (!c)
             break;
@@ -255,6 +299,8 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return PGBANK_EINVAL;
     if ((int)op->strategy < 0 || (int)op->strategy >= PGBANK_STRATEGY_COUNT)
         return PGBANK_EINVAL;
+    if (op->strategy == PGBANK_BATCH && op->key)
+        return PGBANK_EINVAL; /* keyed operations need their own transaction */
     memset(&op->priv, 0, sizeof op->priv);
     memset(&op->result, 0, sizeof op->result);
     op->priv.submitted_ns = pgbank__now_ns();
@@ -273,6 +319,8 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
     eng->queue_tail = op;
     if (!eng->want_pool)
         engine_open_pool(eng);
+    if (eng->in_callbacks)
+        return 0; /* dispatched once the callbacks are done: resubmissions travel together */
     pgbank__engine_dispatch(eng);
     pgbank__engine_after(eng);
     return 0;
@@ -420,6 +468,8 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
         if (c->told_fd >= 0 && eng->on_socket)
             eng->on_socket(eng->loop_arg, c->told_fd, PGBANK_POLL_REMOVE);
         pgbank__conn_close(c);
+        free(c->buf);
+        c->batch = 0;
         while ((op = c->head) != NULL) {
             c->head = op->priv.next;
             if (op->priv.flags & OPF_WRITE_SENT) {

@@ -39,6 +39,9 @@ typedef struct pgbank__conn {
     char setup_msg[256];
     int64_t deadline_ns; /* connect timeout, or reopen time when broken */
     int backoff_ms;
+    int batch;     /* operations in the batch in flight (batch.c), 0 if none */
+    char *buf;     /* the batch's array text, reused */
+    size_t bufcap;
 } pgbank__conn;
 
 struct pgbank_engine {
@@ -52,6 +55,7 @@ struct pgbank_engine {
     size_t pending;
     int want_pool; /* keep every connection open (after connect or a submit) */
     int closing;   /* pgbank_engine_free() is running */
+    int in_callbacks; /* completion callbacks are running */
     /* Application loop (NULL: the built-in loop). */
     pgbank_socket_fn on_socket;
     pgbank_timer_fn on_timer;
@@ -62,8 +66,11 @@ struct pgbank_engine {
     int64_t balance_max;
     int64_t id_max;
     int id_has_default;
-    int journal; /* pgbank_journal and pgbank_keys exist (schema 2) */
+    int journal; /* schema 3: pgbank_journal, pgbank_keys, pgbank_batch() exist */
+    int schema_error; /* the last connection failed on the schema, not the network */
     pgbank_op *delayed; /* serializable retries waiting for their backoff */
+    int batches_inflight;
+    uint64_t batches_sent, batched_ops;
     uint64_t rng;       /* jitter */
     char error[512];
 };
@@ -103,7 +110,8 @@ enum {
     ST_REFUSE_KEY,  /* record a refusal under the key; COMMIT */
     ST_ATOMIC_TX,   /* BEGIN; guarded single statements in id order */
     ST_ATOMIC_TX_SEEN, /* a guard failed: [ROLLBACK TO SAVEPOINT;] SELECT balance */
-    ST_COMMIT       /* [record the key;] COMMIT */
+    ST_COMMIT,      /* [record the key;] COMMIT */
+    ST_BATCH        /* in a batch (batch.c) */
 };
 
 /* conn.c */
@@ -126,6 +134,12 @@ void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const c
 void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op);
 void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns);
 void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg);
+
+/* batch.c */
+int pgbank__is_batched(const pgbank_op *op);
+int pgbank__batch_send(pgbank__conn *c);
+void pgbank__batch_result(pgbank__conn *c, PGresult *r);
+int pgbank__batch_synced(pgbank__conn *c);
 
 /* ops.c */
 int pgbank__op_is_multistep(const pgbank_op *op);

@@ -125,8 +125,8 @@ PGBANK__API int pgbank_engine_wait_connected(pgbank_engine *eng, int timeout_ms)
     int64_t end = pgbank__now_ns() + (int64_t)timeout_ms * 1000000;
     pgbank_engine_connect(eng);
     while (!all_ready(eng)) {
-        if (!any_live(eng))
-            return PGBANK_ECONNECT; /* every connection failed: the reason is in eng->error */
+        if (!any_live(eng)) /* every connection failed: the reason is in eng->error */
+            return eng->schema_error ? PGBANK_ESCHEMA : PGBANK_ECONNECT;
         if (pgbank__now_ns() >= end)
             return PGBANK_ETIMEDOUT;
         int rc = loop_once(eng, ms_left(end));

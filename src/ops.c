@@ -56,7 +56,7 @@ static int moves_money(const pgbank_op *op)
 
 int pgbank__op_is_multistep(const pgbank_op *op)
 {
-    if (!moves_money(op))
+    if (!moves_money(op) || op->strategy == PGBANK_BATCH)
         return 0;
     return op->strategy != PGBANK_ATOMIC || op->kind == PGBANK_OP_TRANSFER || op->key;
 }

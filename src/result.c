@@ -66,6 +66,7 @@ static const struct {
     [PGBANK_FOR_UPDATE] = {"for-update", 1},
     [PGBANK_ATOMIC] = {"atomic", 1},
     [PGBANK_SERIALIZABLE] = {"serializable", 1},
+    [PGBANK_BATCH] = {"batch", 1},
 };
 
 PGBANK__API const char *pgbank_strategy_name(pgbank_strategy s)

@@ -30,6 +30,8 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    " i.attidentity <> '' OR i.atthasdef,"
                    " to_regclass('pgbank_journal') IS NOT NULL"
                    " AND to_regclass('pgbank_keys') IS NOT NULL"
+                   " AND to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[],"
+                   "bigint)') IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -97,4 +99,10 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                      "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4"
                      " WHERE key = $1",
                      4, 1},
+    /* $1 kinds (0 withdraw, 1 deposit, 2 transfer), $2 accounts, $3 destinations,
+     * $4 amounts, $5 the balance column's maximum */
+    [SQL_BATCH] = {"pgbank_batch",
+                   "SELECT status, bal, to_bal FROM pgbank_batch($1::smallint[], $2::bigint[],"
+                   " $3::bigint[], $4::bigint[], $5::bigint)",
+                   5, 1},
 };

@@ -31,6 +31,7 @@ typedef enum pgbank__sql_id {
     SQL_KEY_CLAIM, /* idempotency: claim a key, or find it taken */
     SQL_KEY_READ,
     SQL_KEY_SET,
+    SQL_BATCH, /* many operations, one round trip, one commit (schema 3) */
     SQL__COUNT
 } pgbank__sql_id;
 
@@ -38,7 +39,7 @@ typedef struct pgbank__sql {
     const char *name; /* prepared statement name */
     const char *text;
     int nparams;
-    int needs_journal; /* refers to pgbank_journal / pgbank_keys */
+    int needs_journal; /* refers to pgbank_journal / pgbank_keys / pgbank_batch */
 } pgbank__sql;
 
 extern const pgbank__sql pgbank__sql_table[SQL__COUNT];

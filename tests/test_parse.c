@@ -54,7 +54,7 @@ static void strategy_names_round_trip(void)
     } table[] = {
         {PGBANK_EXPLICIT, "explicit", 0},   {PGBANK_BEGIN, "begin", 0},
         {PGBANK_FOR_UPDATE, "for-update", 1}, {PGBANK_ATOMIC, "atomic", 1},
-        {PGBANK_SERIALIZABLE, "serializable", 1},
+        {PGBANK_SERIALIZABLE, "serializable", 1}, {PGBANK_BATCH, "batch", 1},
     };
     /* A new strategy must be added here too. */
     CHECK_I64(sizeof table / sizeof table[0], PGBANK_STRATEGY_COUNT);

@@ -1,0 +1,218 @@
+/*
+ * batch.c - the batch strategy: the operations waiting in the queue go to
+ * the server together, as arrays, through pgbank_batch() (schema.c): one
+ * round trip, one commit, one result per operation.  Batch size follows
+ * load: at most opt.batch_inflight batches are in flight; an operation that
+ * finds a slot free leaves at once (a batch of one), the ones that arrive
+ * while the slots are busy leave together with the next free slot.  The
+ * array text is built in a buffer owned by the connection and reused, so
+ * no memory is allocated per operation.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int batch_kind(const pgbank_op *op)
+{
+    return op->kind == PGBANK_OP_WITHDRAW ? 0 : op->kind == PGBANK_OP_DEPOSIT ? 1 : 2;
+}
+
+int pgbank__is_batched(const pgbank_op *op)
+{
+    return op->strategy == PGBANK_BATCH &&
+           (op->kind == PGBANK_OP_WITHDRAW || op->kind == PGBANK_OP_DEPOSIT ||
+            op->kind == PGBANK_OP_TRANSFER);
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Takes the batched operations from the queue, in arrival order, validates
+ * them, and sends one batch on connection c.  Returns -1 when the
+ * connection broke (its operations are ended by the caller's conn_fail). */
+int pgbank__batch_send(pgbank__conn *c)
+{
+    pgbank_engine *eng = c->eng;
+    int n = 0;
+    pgbank_op **pp = &eng->queue_head, *prev = NULL;
+    while (*pp && n < eng->opt.batch_max) {
+        pgbank_op *op = *pp;
+        if (!pgbank__is_batched(op)) {
+            prev = op;
+            pp = &op->priv.next;
+            continue;
+        }
+        *pp = op->priv.next; /* unlink */
+        if (eng->queue_tail == op)
+            eng->queue_tail = prev;
+        pgbank_status st;
+        const char *bad = pgbank__op_invalid(eng, op, &st);
+        if (bad) {
+            pgbank__op_set_message(eng, op, "", bad);
+            pgbank__engine_complete(eng, op, st);
+            continue;
+        }
+        op->priv.flags = OPF_WRITE_SENT;
+        op->priv.state = ST_BATCH;
+        pgbank__conn_push(c, op);
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    /* Four arrays of at most 21 characters per element, and the maximum. */
+    size_t need = (size_t)n * 4 * 22 + 64;
+    if (c->bufcap < need) {
+        char *nb = realloc(c->buf, need * 2);
+        if (!nb)
+            return -1;
+        c->buf = nb;
+        c->bufcap = need * 2;
+    }
+    char *p = c->buf;
+    const char *v[5];
+    for (int a = 0; a < 4; a++) {
+        v[a] = p;
+        *p++ = '{';
+        for (pgbank_op *op = c->head; op; op = op->priv.next) {
+            if (op != c->head)
+                *p++ = ',';
+            switch (a) {
+            case 0: p = put_i64(p, batch_kind(op)); break;
+            case 1: p = put_i64(p, op->account); break;
+            case 2:
+                if (op->kind == PGBANK_OP_TRANSFER)
+                    p = put_i64(p, op->to_account);
+                else {
+                    memcpy(p, "NULL", 4);
+                    p += 4;
+                }
+                break;
+            default: p = put_i64(p, op->amount); break;
+            }
+        }
+        *p++ = '}';
+        *p++ = '\0';
+    }
+    v[4] = p;
+    p = put_i64(p, eng->balance_max);
+    *p = '\0';
+    c->batch = n;
+    eng->batches_inflight++;
+    eng->batches_sent++;
+    eng->batched_ops += (uint64_t)n;
+    if (pgbank__conn_send(c, SQL_BATCH, v) < 0)
+        return -1;
+    return pgbank__conn_sync(c);
+}
+
+/* Reads the next element of a text array ("{1,NULL,-3}"); *isnull for NULL. */
+static const char *next_elem(const char *p, int64_t *out, int *isnull)
+{
+    while (*p == '{' || *p == ',')
+        p++;
+    *isnull = 0;
+    *out = 0;
+    if (strncmp(p, "NULL", 4) == 0) {
+        *isnull = 1;
+        return p + 4;
+    }
+    char *end;
+    *out = strtoll(p, &end, 10);
+    return end;
+}
+
+void pgbank__batch_result(pgbank__conn *c, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_ABORTED)
+        return;
+    if (st != PGRES_TUPLES_OK) {
+        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        for (pgbank_op *op = c->head; op; op = op->priv.next) {
+            pgbank__op_set_message(c->eng, op, ss ? ss : "XX000", m ? m : PQresultErrorMessage(r));
+            op->priv.flags |= OPF_ERROR;
+        }
+        return;
+    }
+    if (PQntuples(r) != 1)
+        return;
+    const char *s = PQgetvalue(r, 0, 0), *b = PQgetvalue(r, 0, 1), *t = PQgetvalue(r, 0, 2);
+    for (pgbank_op *op = c->head; op; op = op->priv.next) {
+        int64_t code, bal, to_bal;
+        int n1, n2, n3;
+        s = next_elem(s, &code, &n1);
+        b = next_elem(b, &bal, &n2);
+        t = next_elem(t, &to_bal, &n3);
+        op->priv.flags |= OPF_FOUND;
+        op->priv.seen = code;
+        op->result.balance = n2 ? 0 : bal;
+        op->result.to_balance = n3 ? 0 : to_bal;
+    }
+}
+
+/* The batch committed (or failed as a whole): every operation ends. */
+int pgbank__batch_synced(pgbank__conn *c)
+{
+    pgbank_engine *eng = c->eng;
+    pgbank_op *op;
+    c->batch = 0;
+    eng->batches_inflight--;
+    while ((op = c->head) != NULL) {
+        c->head = op->priv.next;
+        c->inflight--;
+        int f = op->priv.flags;
+        char m[128];
+        if (f & OPF_ERROR) {
+            pgbank__engine_complete(eng, op,
+                                    strcmp(op->result.sqlstate, "22003") == 0 ? PGBANK_INVALID_AMOUNT
+                                                                              : PGBANK_DB_ERROR);
+            continue;
+        }
+        if (!(f & OPF_FOUND)) {
+            pgbank__op_set_message(eng, op, "", "the batch returned no result");
+            pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
+            continue;
+        }
+        switch (op->priv.seen) {
+        case 0:
+            pgbank__engine_complete(eng, op, PGBANK_OK);
+            break;
+        case 1:
+            snprintf(m, sizeof m, "balance %lld, requested %lld", (long long)op->result.balance,
+                     (long long)op->amount);
+            pgbank__op_set_message(eng, op, "", m);
+            pgbank__engine_complete(eng, op, PGBANK_INSUFFICIENT_FUNDS);
+            break;
+        case 3:
+            pgbank__op_set_message(eng, op, "22003",
+                                   "the new balance would not fit the balance column");
+            pgbank__engine_complete(eng, op, PGBANK_INVALID_AMOUNT);
+            break;
+        default:
+            snprintf(m, sizeof m, "account %lld does not exist",
+                     (long long)(op->priv.seen == 4 ? op->to_account : op->account));
+            pgbank__op_set_message(eng, op, "", m);
+            pgbank__engine_complete(eng, op, PGBANK_NO_SUCH_ACCOUNT);
+            break;
+        }
+    }
+    c->tail = NULL;
+    c->inflight = 0;
+    return 0;
+}
