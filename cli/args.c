@@ -1,0 +1,209 @@
+/*
+ * args.c - command-line parsing: global and per-command options in either
+ * form (--opt=value, --opt value), positional arguments, and the strict
+ * validation of ids and amounts that happens before anything is sent.
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+int cli_usage_error(const cli *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *cmd = c->cmd ? c->cmd->name : NULL;
+    if (cmd)
+        fprintf(stderr, "pgbank %s: %s\nTry 'pgbank %s --help'.\n",
+                c->command, msg, cmd);
+    else
+        fprintf(stderr, "pgbank: %s\nTry 'pgbank --help'.\n", msg);
+    return CLI_EXIT_USAGE;
+}
+
+/* Is `arg` "--name" or "--name=..."?  *inline_value gets what follows '='. */
+static int match_option(const char *arg, const char *name,
+                        const char **inline_value)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, name, n) != 0)
+        return 0;
+    if (arg[2 + n] == '\0') {
+        *inline_value = NULL;
+        return 1;
+    }
+    if (arg[2 + n] == '=') {
+        *inline_value = arg + 3 + n;
+        return 1;
+    }
+    return 0;
+}
+
+/* Takes the value of option `name` at argv[*i] (inline or the next
+ * argument) and advances *i past it. */
+static int take_value(const cli *c, int argc, char **argv, int *i,
+                      const char *name, const char *inline_value,
+                      const char **out)
+{
+    if (inline_value) {
+        *out = inline_value;
+        *i += 1;
+        return 0;
+    }
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
+        return cli_usage_error(c, "option '--%s' needs a value", name);
+    *out = argv[*i + 1];
+    *i += 2;
+    return 0;
+}
+
+static int take_flag(const cli *c, int *i, const char *name,
+                     const char *inline_value, int *flag)
+{
+    if (inline_value)
+        return cli_usage_error(c, "option '--%s' takes no value", name);
+    *flag = 1;
+    *i += 1;
+    return 0;
+}
+
+int cli_parse_global(cli *c, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *v;
+    int rc;
+    if (match_option(a, "db", &v)) {
+        if ((rc = take_value(c, argc, argv, i, "db", v, &c->db)) != 0)
+            return rc;
+        if (c->db[0] == '\0')
+            return cli_usage_error(c, "option '--db' needs a non-empty "
+                                      "connection string");
+        return 1;
+    }
+    if (match_option(a, "data-dir", &v)) {
+        if ((rc = take_value(c, argc, argv, i, "data-dir", v, &c->data_dir)))
+            return rc;
+        if (c->data_dir[0] == '\0')
+            return cli_usage_error(c, "option '--data-dir' needs a "
+                                      "non-empty directory");
+        return 1;
+    }
+    if (match_option(a, "echo", &v))
+        return (rc = take_flag(c, i, "echo", v, &c->echo)) ? rc : 1;
+    if (match_option(a, "json", &v))
+        return (rc = take_flag(c, i, "json", v, &c->json)) ? rc : 1;
+    return 0;
+}
+
+/* "-5" is a (negative, later refused) number, not an option. */
+static int is_option(const char *a)
+{
+    return a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9');
+}
+
+static int parse_command_option(cli *c, int argc, char **argv, int *i,
+                                const cli_opt *opts)
+{
+    const char *v;
+    for (const cli_opt *o = opts; o && o->name; o++) {
+        if (!match_option(argv[*i], o->name, &v))
+            continue;
+        if (o->value)
+            return take_value(c, argc, argv, i, o->name, v, o->value);
+        return take_flag(c, i, o->name, v, o->flag);
+    }
+    return cli_usage_error(c, "unknown option '%s'", argv[*i]);
+}
+
+int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
+              char **pos, int maxpos, int *npos)
+{
+    int only_positional = 0;
+    *npos = 0;
+    for (int i = 0; i < argc;) {
+        const char *a = argv[i];
+        if (!only_positional && strcmp(a, "--") == 0) {
+            only_positional = 1;
+            i++;
+            continue;
+        }
+        if (!only_positional && is_option(a)) {
+            if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                fputs(c->cmd->usage, stdout);
+                return CLI_DONE;
+            }
+            int rc = cli_parse_global(c, argc, argv, &i);
+            if (rc == 1)
+                continue;
+            if (rc != 0)
+                return rc;
+            if ((rc = parse_command_option(c, argc, argv, &i, opts)) != 0)
+                return rc;
+            continue;
+        }
+        if (*npos >= maxpos)
+            return cli_usage_error(c, "unexpected argument '%s'", a);
+        pos[(*npos)++] = argv[i++];
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Numbers.
+ * ------------------------------------------------------------------------ */
+
+/* An optional '-' and digits only: a whole number, maybe too large. */
+static int looks_whole(const char *s)
+{
+    if (*s == '-')
+        s++;
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+static int invalid_number(const cli *c, const char *what, const char *s,
+                          const char *reason)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "invalid %s '%s': %s", what, s, reason);
+    fprintf(stderr, "pgbank: %s\n", msg);
+    cli_json_failure(c, strcmp(what, "account id") == 0 ? "invalid input"
+                                                        : "invalid amount",
+                     NULL, msg);
+    return CLI_EXIT_USAGE;
+}
+
+/* Parses s and requires it to be >= min. */
+static int parse_at_least(const cli *c, const char *what, const char *s,
+                          int64_t min, const char *below, int64_t *out)
+{
+    if (pgbank_parse_int64(s, out) != 0)
+        return invalid_number(c, what, s,
+                              looks_whole(s) ? "out of range"
+                                             : "not a whole number");
+    if (*out < min)
+        return invalid_number(c, what, s, below);
+    return 0;
+}
+
+int cli_parse_amount(const cli *c, const char *what, const char *s,
+                     int64_t *out)
+{
+    return parse_at_least(c, what, s, 1, "must be positive", out);
+}
+
+int cli_parse_balance(const cli *c, const char *s, int64_t *out)
+{
+    return parse_at_least(c, "balance", s, 0, "must not be negative", out);
+}
+
+int cli_parse_account(const cli *c, const char *s, int64_t *out)
+{
+    return parse_at_least(c, "account id", s, 1, "must be positive", out);
+}

@@ -1,0 +1,157 @@
+/*
+ * output.c - everything the tool says: error lines on stderr (always
+ * scrubbed of the connection's password), JSON objects on stdout, and the
+ * wording of failed operations.
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void cli_scrub(const cli *c, char *msg, size_t size)
+{
+    /* With no connection string this still masks $PGPASSWORD. */
+    pgbank_conninfo_scrub(c->scrub ? c->scrub : "", msg, size);
+}
+
+int cli_error(const cli *c, int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cli_scrub(c, msg, sizeof msg);
+    fprintf(stderr, "pgbank: %s\n", msg);
+    if (code > 0)
+        cli_json_failure(c, code == CLI_EXIT_USAGE ? "invalid input"
+                                                   : "database error",
+                         "", msg);
+    return code;
+}
+
+/* ------------------------------------------------------------------------
+ * JSON.
+ * ------------------------------------------------------------------------ */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void cli_json_begin(cli_json *j)
+{
+    j->f = stdout;
+    j->fields = 0;
+    fputc('{', j->f);
+}
+
+static void json_key(cli_json *j, const char *key)
+{
+    if (j->fields++)
+        fputc(',', j->f);
+    json_string(j->f, key);
+    fputc(':', j->f);
+}
+
+void cli_json_str(cli_json *j, const char *key, const char *val)
+{
+    json_key(j, key);
+    json_string(j->f, val ? val : "");
+}
+
+void cli_json_int(cli_json *j, const char *key, int64_t val)
+{
+    json_key(j, key);
+    fprintf(j->f, "%lld", (long long)val);
+}
+
+void cli_json_end(cli_json *j)
+{
+    fputs("}\n", j->f);
+    fflush(j->f);
+}
+
+void cli_json_failure(const cli *c, const char *status, const char *sqlstate,
+                      const char *message)
+{
+    if (!c->json)
+        return;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", message ? message : "");
+    cli_scrub(c, msg, sizeof msg);
+    cli_json j;
+    cli_json_begin(&j);
+    cli_json_str(&j, "status", status);
+    if (sqlstate)
+        cli_json_str(&j, "sqlstate", sqlstate);
+    cli_json_str(&j, "message", msg);
+    cli_json_end(&j);
+}
+
+/* ------------------------------------------------------------------------
+ * Failed operations.
+ * ------------------------------------------------------------------------ */
+
+/* SQLSTATE class 08: connection exception. */
+static int is_connection_error(const pgbank_result *r)
+{
+    return strncmp(r->sqlstate, "08", 2) == 0;
+}
+
+static int is_missing_schema(const pgbank_result *r)
+{
+    return strcmp(r->sqlstate, "42P01") == 0 ||
+           strcmp(r->sqlstate, "42883") == 0;
+}
+
+/* The one-line explanation of a failed result, without "pgbank: ". */
+static void describe_failure(const pgbank_result *r, char *out, size_t len)
+{
+    const char *name = pgbank_status_name(r->status);
+    const char *sep = r->message[0] ? ": " : "";
+    if (r->status == PGBANK_DB_ERROR && is_connection_error(r))
+        snprintf(out, len, "could not connect to the database: %s",
+                 r->message);
+    else if (r->status == PGBANK_DB_ERROR && is_missing_schema(r) &&
+             !strstr(r->message, "pgbank init"))
+        snprintf(out, len, "database error: %s (SQLSTATE %s); run "
+                 "'pgbank init' to create the schema", r->message,
+                 r->sqlstate);
+    else if (r->status == PGBANK_DB_ERROR && r->sqlstate[0])
+        snprintf(out, len, "database error: %s (SQLSTATE %s)", r->message,
+                 r->sqlstate);
+    else if (r->status == PGBANK_UNKNOWN_OUTCOME)
+        snprintf(out, len, "unknown outcome%s%s; the operation may or may "
+                 "not have been applied: check the balance before retrying",
+                 sep, r->message);
+    else
+        snprintf(out, len, "%s%s%s", name, sep, r->message);
+}
+
+int cli_report_failure(const cli *c, const pgbank_op *op)
+{
+    const pgbank_result *r = &op->result;
+    char msg[1024];
+    describe_failure(r, msg, sizeof msg);
+    cli_error(c, 0, "%s", msg);
+    cli_json_failure(c, pgbank_status_name(r->status),
+                     r->status == PGBANK_DB_ERROR ? r->sqlstate : NULL,
+                     r->message[0] ? r->message : msg);
+    return pgbank_status_exit_code(r->status);
+}

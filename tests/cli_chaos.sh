@@ -1,0 +1,118 @@
+# cli_chaos.sh - `pgbank chaos` on the throwaway private server: keyed
+# withdrawals, deposits and transfers from 16 clients while backends are
+# terminated and the server is crash-stopped and restarted; the run must
+# end with nothing lost, created or unanswered, every key applied exactly
+# once when acknowledged, and the audit holding.  Bad usage exits 2.
+. "$(dirname "$0")/cli_lib.sh"
+
+PY=$(command -v python3 || true)
+if [ -z "$PY" ]; then
+    echo "cli_chaos.sh: python3 is required to read pgbank chaos --json" >&2
+    exit 1
+fi
+
+# check_json PYTHON_CODE: runs the code with `r` = the last stdout's object;
+# an AssertionError fails the scenario with its message.
+check_json() {
+    local why
+    why=$(printf '%s' "$OUT" | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)
+try:
+    exec(sys.argv[1])
+except AssertionError as e:
+    print("assertion failed:", e)
+    sys.exit(1)
+except Exception as e:
+    print("bad JSON object:", repr(e))
+    sys.exit(1)
+' "$1" 2>&1) || fail "$why"
+}
+
+INVARIANTS='
+for k in ("money_lost", "money_created", "negative_balances", "ops_without_result",
+          "applied_not_acknowledged", "acknowledged_not_applied", "applied_twice",
+          "conflicts", "no_such_account", "invalid"):
+    assert r[k] == 0, (k, r[k], r)
+assert r["audit"] == "ok", r
+assert r["status"] == "ok", r
+assert r["unknown"] == r["unknown_resolved"], r
+assert r["acknowledged"] + r["refused"] == r["ops"], r
+assert r["faults"] == r["faults_terminate"] + r["faults_crash"], r
+'
+
+keyed_operations_survive_terminations_and_crashes() {
+    expect_exit 0 "$PGBANK" chaos --duration 8 --json
+    expect_json
+    check_json "$INVARIANTS"'
+assert r["ops"] >= 500, ("too few operations", r["ops"])
+assert r["faults_terminate"] >= 1, ("no backend was terminated", r)
+assert r["faults_crash"] >= 1, ("the server never crashed", r)
+assert r["backends_terminated"] >= 1, r
+assert r["fault_failures"] == 0, r
+assert r["db_errors"] + r["unknown"] >= 1, ("the faults were never felt", r)
+assert r["retried"] >= 1, ("nothing was resubmitted", r)
+'
+}
+
+on_a_named_database_only_backends_are_terminated() {
+    local url
+    url=$("$PGBANK" server url) || { fail "no server url"; return; }
+    expect_exit 0 "$PGBANK" --db "$url" chaos --duration 3 --clients 4 --accounts 3 --json
+    check_json "$INVARIANTS"'
+assert r["faults_crash"] == 0, r
+assert r["faults_terminate"] >= 1, r
+'
+    expect_exit 2 "$PGBANK" --db "$url" chaos --duration 1 --faults crash
+    expect_err_has "needs the private server"
+}
+
+without_faults_every_operation_is_answered_once() {
+    expect_exit 0 "$PGBANK" chaos --duration 2 --faults none --accounts 2 --seed 7 --json
+    check_json "$INVARIANTS"'
+assert r["faults"] == 0 and r["unknown"] == 0 and r["seed"] == 7, r
+assert r["ops"] >= 100, r
+'
+}
+
+the_report_names_every_figure() {
+    expect_exit 0 "$PGBANK" chaos --duration 1 --faults terminate --clients 2
+    for word in "submitted" "acknowledged" "refused" "unknown outcomes" \
+        "resubmissions" "backend terminations" "server crashes" "money" \
+        "lost 0, created 0" "negative balances 0" "0 operations without" \
+        "audit        holds"; do
+        expect_out_has "$word"
+    done
+}
+
+the_run_leaves_no_schema_behind() {
+    local url n
+    command -v psql >/dev/null 2>&1 || { echo "  (psql missing: skipped)"; return; }
+    url=$("$PGBANK" server url) || { fail "no server url"; return; }
+    n=$(psql -XAtq "$url" -c "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgbank_chaos_%'")
+    [ "$n" = 0 ] || fail "$n chaos schemas left behind"
+}
+
+bad_usage_exits_2_and_runs_nothing() {
+    local args
+    for args in "--duration 0" "--duration x" "--duration 1s" "--duration -1" \
+        "--clients 0" "--clients 257" "--clients abc" "--accounts 1" "--accounts 0x10" \
+        "--seed -1" "--seed 1e3" "--faults nope" "--faults terminate,,crash" \
+        "--drain-timeout 0" "--keep=1" "--nope" "extra"; do
+        # shellcheck disable=SC2086
+        expect_exit 2 "$PGBANK" chaos $args
+        [ -z "$OUT" ] || fail "nothing may be printed on stdout"
+        [ "$(printf '%s\n' "$ERR" | wc -l)" -le 2 ] || fail "one line and a hint"
+    done
+    expect_exit 0 "$PGBANK" chaos --help
+    expect_out_has "Usage: pgbank chaos"
+    expect_out_has "Example"
+}
+
+scenario keyed_operations_survive_terminations_and_crashes
+scenario on_a_named_database_only_backends_are_terminated
+scenario without_faults_every_operation_is_answered_once
+scenario the_report_names_every_figure
+scenario the_run_leaves_no_schema_behind
+scenario bad_usage_exits_2_and_runs_nothing
+finish

@@ -1,0 +1,110 @@
+# cli_race.sh - `pgbank race` reproduces the seed's summary table: in
+# deterministic mode explicit and begin go wrong in every scenario (double
+# spend, lost update, contention), for-update and atomic never; bad input
+# exits 2 before anything runs.
+. "$(dirname "$0")/cli_lib.sh"
+
+PY=$(command -v python3 || true)
+[ -n "$PY" ] || [ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
+if [ -z "$PY" ]; then
+    echo "cli_race.sh: python3 is required to read pgbank race --json" >&2
+    exit 1
+fi
+
+# check_json PYTHON_CODE: runs the code with `res` = the results of the
+# last stdout, keyed by (strategy, scenario); an AssertionError fails.
+check_json() {
+    local why
+    why=$(printf '%s' "$OUT" | "$PY" -c '
+import json, sys
+doc = json.load(sys.stdin)
+res = {(r["strategy"], r["scenario"]): r for r in doc["results"]}
+SCENARIOS = ("double spend", "lost update", "contention")
+try:
+    exec(sys.argv[1])
+except AssertionError as e:
+    print(e)
+    sys.exit(1)
+' "$1" 2>&1) || fail "$why"
+}
+
+race_json() {
+    expect_exit 0 "$PGBANK" race --json --runs 3 --duration 0.2 "$@"
+    expect_json
+}
+
+unsafe_strategies_go_wrong_in_every_scenario() {
+    race_json --strategies explicit,begin
+    check_json '
+for s in ("explicit", "begin"):
+    for sc in SCENARIOS:
+        r = res[(s, sc)]
+        assert r["runs"] == 3, (s, sc, r)
+        assert r["anomalous_runs"] >= 1, ("no race seen", s, sc, r)
+        assert r["money_lost"] > 0, ("no money lost", s, sc, r)
+        assert r["verdict"] == "race observed", (s, sc, r)
+        assert r["failed"] == 0, (s, sc, r)
+    assert res[(s, "double spend")]["overdraft_runs"] >= 1, s
+'
+}
+
+safe_strategies_never_lose_or_create_money() {
+    race_json --strategies for-update,atomic
+    check_json '
+for s in ("for-update", "atomic"):
+    for sc in SCENARIOS:
+        r = res[(s, sc)]
+        assert r["runs"] == 3, (s, sc, r)
+        assert r["anomalous_runs"] == 0, ("race seen", s, sc, r)
+        assert r["money_lost"] == 0 and r["money_created"] == 0, (s, sc, r)
+        assert r["overdraft_runs"] == 0, (s, sc, r)
+        assert r["verdict"] == "none observed in 3 runs", (s, sc, r)
+        assert r["failed"] == 0, (s, sc, r)
+        assert r["ops_per_sec"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"], (s, sc, r)
+    assert res[(s, "double spend")]["succeeded"] == 3, s      # one per run
+    assert res[(s, "double spend")]["refused"] == 3 * 9, s
+    assert res[(s, "lost update")]["succeeded"] == 3 * 50, s
+'
+}
+
+every_strategy_is_measured_by_default() {
+    race_json --runs 1 --duration 0.1
+    check_json '
+names = {s for s, _ in res}
+assert {"explicit", "begin", "for-update", "atomic"} <= names, names
+for s in names:
+    for sc in SCENARIOS:
+        assert (s, sc) in res, (s, sc)
+'
+}
+
+the_table_names_scenarios_and_unsafe_strategies() {
+    expect_exit 0 "$PGBANK" race --runs 1 --duration 0.1 --strategies explicit,atomic
+    for word in "double spend" "lost update" "contention" "race observed" \
+        "none observed in 1 run" "UNSAFE FOR MONEY" "row lock" "p50/p99"; do
+        [ "$word" = "row lock" ] && continue # for-update was not asked for
+        expect_out_has "$word"
+    done
+}
+
+bad_input_exits_2_and_runs_nothing() {
+    local args
+    for args in "--runs 0" "--runs x" "--strategies nope" "--strategies explicit,,atomic" \
+        "--mode x" "--clients 1" "--hot-clients 0" "--duration 0" "--duration 1s" "extra"; do
+        # shellcheck disable=SC2086
+        expect_exit 2 "$PGBANK" race $args
+        [ -z "$OUT" ] || fail "nothing may be printed on stdout"
+    done
+    expect_exit 2 "$PGBANK" race --strategies nope
+    expect_err_has "unknown strategy 'nope'"
+    expect_exit 0 "$PGBANK" race --help
+    expect_out_has "Usage: pgbank race"
+    expect_out_has "Example"
+}
+
+scenario unsafe_strategies_go_wrong_in_every_scenario
+scenario safe_strategies_never_lose_or_create_money
+scenario every_strategy_is_measured_by_default
+scenario the_table_names_scenarios_and_unsafe_strategies
+scenario bad_input_exits_2_and_runs_nothing
+finish
