@@ -387,6 +387,13 @@ int pgbank_execute(pgbank_engine *eng, pgbank_op *op);
  * password-free reason in `err`. */
 int pgbank_schema_init(const char *conninfo, char *err, size_t errlen);
 
+/* pgbank_schema_init(), then a login role `role` (created if missing) that
+ * may only EXECUTE pgbank's server-side functions (SECURITY DEFINER, fixed
+ * search_path): it has no right on the tables, so an application connected
+ * as it can move money only through the batch strategy.  Returns 0 or a
+ * negative code with the reason in `err`. */
+int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err, size_t errlen);
+
 /* The schema version this library creates: 1 accounts and pgbank_meta;
  * 2 adds the journal (pgbank_journal) and idempotency keys (pgbank_keys);
  * 3 adds the batch function pgbank_batch(). */

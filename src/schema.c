@@ -206,6 +206,18 @@ static const char batch_function[] =
     "END\n"
     "$f$";
 
+/* The server-side functions run as their owner with a fixed search_path
+ * (the schema init ran in), so a role allowed only to EXECUTE them can move
+ * money through them without any right on the tables, and cannot redirect
+ * them to tables of its own. */
+static const char secure_functions[] =
+    "DO $d$ BEGIN"
+    " EXECUTE format('ALTER FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint)"
+    " SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());"
+    " REVOKE ALL ON FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint)"
+    " FROM PUBLIC;"
+    " END $d$";
+
 static int init_tx(init_ctx *x)
 {
     PGresult *r;
@@ -240,7 +252,8 @@ static int init_tx(init_ctx *x)
         if (rc < 0)
             return rc;
     }
-    if (init_journal(x) < 0 || run(x, batch_function, 0, NULL, NULL) < 0)
+    if (init_journal(x) < 0 || run(x, batch_function, 0, NULL, NULL) < 0 ||
+        run(x, secure_functions, 0, NULL, NULL) < 0)
         return -1;
     char version[16];
     snprintf(version, sizeof version, "%d", PGBANK_SCHEMA_VERSION);
@@ -249,6 +262,73 @@ static int init_tx(init_ctx *x)
                "INSERT INTO pgbank_meta (key, value) VALUES ('schema_version', $1)"
                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                1, p, NULL);
+}
+
+/* --app-role: a login role that may only call the functions.  Identifiers
+ * cannot travel as parameters; the role name is quoted by libpq's
+ * PQescapeIdentifier, the one place a name enters SQL text. */
+static int grant_app_role(init_ctx *x, const char *role)
+{
+    char *id = PQescapeIdentifier(x->pg, role, strlen(role));
+    if (!id)
+        return pgbank__fail(-1, x->err, x->errlen, "invalid role name");
+    const char *p[1] = {role};
+    PGresult *r;
+    char sql[600];
+    int rc = run(x, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, p, &r);
+    if (rc == 0) {
+        int exists = PQntuples(r) > 0;
+        PQclear(r);
+        const char *stmts[] = {
+            "CREATE ROLE %s LOGIN",
+            "REVOKE ALL ON accounts, pgbank_journal, pgbank_keys, pgbank_meta FROM %s",
+            "GRANT EXECUTE ON FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[],"
+            " bigint) TO %s",
+        };
+        for (size_t i = exists ? 1 : 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
+            snprintf(sql, sizeof sql, stmts[i], id);
+            rc = run(x, sql, 0, NULL, NULL);
+        }
+        if (rc == 0) {
+            const char *q[1] = {id};
+            rc = run(x, "SELECT format('GRANT USAGE ON SCHEMA %I TO ', current_schema()) || $1", 1,
+                     q, &r);
+            if (rc == 0) {
+                pgbank__strlcpy(sql, PQgetvalue(r, 0, 0), sizeof sql);
+                PQclear(r);
+                rc = run(x, sql, 0, NULL, NULL);
+            }
+        }
+    }
+    PQfreemem(id);
+    return rc;
+}
+
+PGBANK__API int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err,
+                                            size_t errlen)
+{
+    if (!role || !*role || strlen(role) > 63)
+        return pgbank__fail(PGBANK_EINVAL, err, errlen, "a role name must be 1 to 63 bytes");
+    int rc = pgbank_schema_init(conninfo, err, errlen);
+    if (rc != 0)
+        return rc;
+    char *ci = pgbank_conninfo_normalize(conninfo ? conninfo : "", err, errlen);
+    if (!ci)
+        return PGBANK_ECONNINFO;
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {ci, "pgbank", NULL};
+    init_ctx x = {PQconnectdbParams(keys, vals, 1), ci, err, errlen};
+    if (!x.pg || PQstatus(x.pg) != CONNECTION_OK)
+        rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
+                          x.pg ? PQerrorMessage(x.pg) : "out of memory");
+    else if (run(&x, "BEGIN", 0, NULL, NULL) < 0 || grant_app_role(&x, role) < 0 ||
+             run(&x, "COMMIT", 0, NULL, NULL) < 0)
+        rc = PGBANK_EDB;
+    if (rc && err && errlen)
+        pgbank_conninfo_scrub(ci, err, errlen);
+    PQfinish(x.pg);
+    free(ci);
+    return rc;
 }
 
 PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errlen)
