@@ -353,9 +353,11 @@ typedef void (*pgbank_socket_fn)(void *arg, int fd, int what);
  * timeout_ms (0: as soon as possible).  -1 removes the timer. */
 typedef void (*pgbank_timer_fn)(void *arg, long timeout_ms);
 
-/* Hands the engine to the application's loop.  Call before the first
- * operation or connect.  The callbacks are then told about every socket
- * already open.  NULL callbacks restore the default loop. */
+/* Hands the engine to the application's loop, at any time: the callbacks
+ * are then told about every socket already open.  NULL callbacks give the
+ * engine back to the default loop (the old loop is not told; it is being
+ * detached).  A socket is always removed (PGBANK_POLL_REMOVE) before it is
+ * closed, so a number reused by a new connection is announced afresh. */
 int pgbank_engine_set_loop(pgbank_engine *eng, pgbank_socket_fn on_socket,
                            pgbank_timer_fn on_timer, void *arg);
 

@@ -30,6 +30,14 @@ static int conn_flush(pgbank__conn *c)
 
 void pgbank__conn_close(pgbank__conn *c)
 {
+    pgbank_engine *eng = c->eng;
+    if (c->told_fd >= 0 && eng->on_socket) {
+        /* Before the socket closes: its number may come back at once for
+         * the next connection, and the loop must not mistake the two. */
+        eng->on_socket(eng->loop_arg, c->told_fd, PGBANK_POLL_REMOVE);
+    }
+    c->told_fd = -1;
+    c->told_want = 0;
     if (c->pg)
         PQfinish(c->pg);
     c->pg = NULL;
@@ -94,6 +102,22 @@ static void conn_fail_pq(pgbank__conn *c)
     pgbank__conn_fail(c, "08006", c->pg ? PQerrorMessage(c->pg) : "connection lost");
 }
 
+/* Server notices ("terminating connection due to administrator command")
+ * go to the echo log when there is one, never to the application's stderr. */
+static void conn_notice(void *arg, const char *message)
+{
+    pgbank_engine *eng = arg;
+    if (!eng->opt.echo)
+        return;
+    char line[512];
+    snprintf(line, sizeof line, "notice: %s", message);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    pgbank_conninfo_scrub(eng->conninfo, line, sizeof line);
+    eng->opt.echo(eng->opt.echo_arg, line);
+}
+
 void pgbank__conn_open(pgbank__conn *c)
 {
     pgbank_engine *eng = c->eng;
@@ -110,6 +134,7 @@ void pgbank__conn_open(pgbank__conn *c)
         pgbank__conn_fail(c, "08001", PQerrorMessage(c->pg));
         return;
     }
+    PQsetNoticeProcessor(c->pg, conn_notice, eng);
     c->state = CONN_CONNECTING;
     c->fd = PQsocket(c->pg);
     c->want = PGBANK_POLL_OUT; /* libpq: start as if PGRES_POLLING_WRITING */
@@ -130,6 +155,7 @@ static void conn_start_probe(pgbank__conn *c)
 
 static void conn_connect_poll(pgbank__conn *c)
 {
+    int old_fd = c->fd;
     switch (PQconnectPoll(c->pg)) {
     case PGRES_POLLING_READING:
         c->want = PGBANK_POLL_IN;
@@ -146,6 +172,11 @@ static void conn_connect_poll(pgbank__conn *c)
         return;
     }
     c->fd = PQsocket(c->pg); /* it may change while connecting */
+    if (c->fd != old_fd && c->told_fd >= 0 && c->eng->on_socket) {
+        c->eng->on_socket(c->eng->loop_arg, c->told_fd, PGBANK_POLL_REMOVE);
+        c->told_fd = -1;
+        c->told_want = 0;
+    }
 }
 
 static void setup_error(pgbank__conn *c, const char *state, const char *msg)

@@ -373,16 +373,24 @@ static void engine_tell_loop(pgbank_engine *eng)
 {
     if (!eng->on_socket)
         return;
+    /* Removals first, then additions: a number freed by one connection may
+     * already belong to another. */
     for (int i = 0; i < eng->nconns; i++) {
         pgbank__conn *c = &eng->conns[i];
         int want = c->fd >= 0 ? c->want : 0;
-        if (c->told_fd == c->fd && c->told_want == want)
-            continue;
-        if (c->told_fd >= 0 && (c->told_fd != c->fd || !want))
+        if (c->told_fd >= 0 && (c->told_fd != c->fd || !want)) {
             eng->on_socket(eng->loop_arg, c->told_fd, PGBANK_POLL_REMOVE);
-        if (c->fd >= 0 && want)
-            eng->on_socket(eng->loop_arg, c->fd, want);
-        c->told_fd = want ? c->fd : -1;
+            c->told_fd = -1;
+            c->told_want = 0;
+        }
+    }
+    for (int i = 0; i < eng->nconns; i++) {
+        pgbank__conn *c = &eng->conns[i];
+        int want = c->fd >= 0 ? c->want : 0;
+        if (!want || (c->told_fd == c->fd && c->told_want == want))
+            continue;
+        eng->on_socket(eng->loop_arg, c->fd, want);
+        c->told_fd = c->fd;
         c->told_want = want;
     }
     if (eng->on_timer) {
@@ -465,9 +473,7 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
     }
     for (int i = 0; i < eng->nconns; i++) {
         pgbank__conn *c = &eng->conns[i];
-        if (c->told_fd >= 0 && eng->on_socket)
-            eng->on_socket(eng->loop_arg, c->told_fd, PGBANK_POLL_REMOVE);
-        pgbank__conn_close(c);
+        pgbank__conn_close(c); /* tells the loop to forget its socket */
         free(c->buf);
         c->batch = 0;
         while ((op = c->head) != NULL) {

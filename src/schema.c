@@ -343,8 +343,8 @@ PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errle
     if (!x.pg || PQstatus(x.pg) != CONNECTION_OK) {
         rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
                           x.pg ? PQerrorMessage(x.pg) : "out of memory");
-    } else if (run(&x, "SET client_min_messages = warning", 0, NULL, NULL) < 0 ||
-               run(&x, "BEGIN", 0, NULL, NULL) < 0) {
+    } else if (run(&x, "BEGIN", 0, NULL, NULL) < 0 ||
+               run(&x, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) < 0) {
         rc = PGBANK_EDB;
     } else {
         int r = init_tx(&x);
