@@ -38,6 +38,7 @@ typedef struct cli {
     const char *data_dir; /* --data-dir, else NULL */
     int echo;             /* --echo */
     int json;             /* --json */
+    int unnamed_statements; /* --unnamed-statements (PgBouncer) */
     /* The command being run, for messages: "withdraw", "account open". */
     const char *command;
     const struct cli_command *cmd;
@@ -59,6 +60,10 @@ extern const cli_command cli_cmd_init;
 extern const cli_command cli_cmd_account;
 extern const cli_command cli_cmd_balance;
 extern const cli_command cli_cmd_withdraw;
+extern const cli_command cli_cmd_deposit;
+extern const cli_command cli_cmd_transfer;
+extern const cli_command cli_cmd_history;
+extern const cli_command cli_cmd_audit;
 extern const cli_command cli_cmd_race;
 extern const cli_command cli_cmd_bench;
 extern const cli_command cli_cmd_chaos;
@@ -122,7 +127,13 @@ typedef struct cli_json {
 void cli_json_begin(cli_json *j);
 void cli_json_str(cli_json *j, const char *key, const char *val);
 void cli_json_int(cli_json *j, const char *key, int64_t val);
+void cli_json_bool(cli_json *j, const char *key, int val);
 void cli_json_end(cli_json *j);
+/* Nesting: cli_json_key() writes `"key":` and the caller writes the value,
+ * e.g. "[", objects opened with cli_json_begin() and closed with
+ * cli_json_close() (no newline), "]". */
+void cli_json_key(cli_json *j, const char *key);
+void cli_json_close(cli_json *j);
 
 /* A failure as one JSON object on stdout (--json only; no-op otherwise):
  * {"status":..., "sqlstate":..., "message":...}.  sqlstate may be NULL. */
@@ -154,6 +165,11 @@ int cli_db_resolve(cli *c, cli_db *db, int auto_init);
  * (opened on pgbank_engine_connect() or the first operation), statement
  * echo wired to --echo.  Returns 0 or an exit code after a message. */
 int cli_db_open_engine(cli *c, cli_db *db, int connections);
+
+/* The options of an engine on db: its connection string, statement echo
+ * (--echo) and unnamed statements (--unnamed-statements).  Commands that
+ * set up an engine of their own start from these. */
+void cli_engine_options(cli *c, const cli_db *db, pgbank_options *opt);
 
 /* cli_db_resolve() without auto_init + an engine of one connection: what a
  * command running one operation needs. */

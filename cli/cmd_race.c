@@ -238,7 +238,7 @@ static void progress_clear(race_lab *lab)
 }
 
 /* Runs one operation to the end on the lab's engine (blocking). */
-static int lab_execute(race_lab *lab, pgbank_op *op, const char *what)
+static int lab_execute(race_lab *lab, pgbank_op *op)
 {
     int rc = cli_db_execute(lab->c, &lab->db, op);
     if (rc)
@@ -246,8 +246,7 @@ static int lab_execute(race_lab *lab, pgbank_op *op, const char *what)
     if (op->result.status == PGBANK_OK)
         return 0;
     progress_clear(lab);
-    cli_error(lab->c, 0, "could not %s:", what);
-    cli_report_failure(lab->c, op);
+    cli_report_failure(lab->c, op); /* one line: the database's reason */
     return CLI_EXIT_FAILURE;
 }
 
@@ -259,7 +258,7 @@ static int lab_run(race_lab *lab, race_cell *cell)
     pgbank_op open;
     pgbank_op_init(&open, PGBANK_OP_OPEN);
     open.amount = sc->balance;
-    int rc = lab_execute(lab, &open, "open an account for the run");
+    int rc = lab_execute(lab, &open);
     if (rc)
         return rc;
     int64_t account = open.result.account;
@@ -305,7 +304,7 @@ static int lab_run(race_lab *lab, race_cell *cell)
     pgbank_op bal;
     pgbank_op_init(&bal, PGBANK_OP_BALANCE);
     bal.account = account;
-    if ((rc = lab_execute(lab, &bal, "read the balance after the run")) != 0)
+    if ((rc = lab_execute(lab, &bal)) != 0)
         return rc;
     int64_t debited = sc->balance - bal.result.balance;
     if (r.paid > debited)
@@ -363,8 +362,9 @@ static int lab_connect(race_lab *lab)
         rc = pgbank_engine_wait_connected(lab->db.eng, 30000);
     if (rc) {
         const char *why = pgbank_engine_error(lab->db.eng);
-        return cli_error(c, CLI_EXIT_FAILURE, "could not open %d connections "
-                         "to %s: %s", opt.connections, lab->db.where,
+        return cli_error(c, CLI_EXIT_FAILURE, "could not connect the %d "
+                         "connections the race needs to %s: %s",
+                         opt.connections, lab->db.where,
                          why[0] ? why : pgbank_strerror(rc));
     }
     return 0;

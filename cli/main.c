@@ -9,7 +9,8 @@
 /* Every command, in the order `pgbank --help` lists them. */
 static const cli_command *const commands[] = {
     &cli_cmd_server, &cli_cmd_init,     &cli_cmd_account,
-    &cli_cmd_balance, &cli_cmd_withdraw, &cli_cmd_race, &cli_cmd_bench, &cli_cmd_chaos,
+    &cli_cmd_balance, &cli_cmd_withdraw, &cli_cmd_deposit, &cli_cmd_transfer,
+    &cli_cmd_history, &cli_cmd_audit, &cli_cmd_race, &cli_cmd_bench, &cli_cmd_chaos,
     &cli_cmd_help,
 };
 
@@ -44,6 +45,9 @@ void cli_print_usage(FILE *f)
           "  --echo          print every SQL statement and its parameters to\n"
           "                  stderr\n"
           "  --json          print results as one JSON object on stdout\n"
+          "  --unnamed-statements\n"
+          "                  never use named prepared statements: needed\n"
+          "                  behind PgBouncer in transaction pooling mode\n"
           "  -h, --help      show help (also: pgbank help COMMAND)\n"
           "  -V, --version   show the version\n"
           "\n"
@@ -57,6 +61,10 @@ void cli_print_usage(FILE *f)
           "Example:\n"
           "  id=$(pgbank account open --balance 100)\n"
           "  pgbank withdraw \"$id\" 80 --strategy for-update\n"
+          "  to=$(pgbank account open)\n"
+          "  pgbank transfer \"$id\" \"$to\" 15 --key order-1234\n"
+          "  pgbank history \"$to\"\n"
+          "  pgbank audit\n"
           "\n"
           "The password of a connection string is never printed.\n", f);
 }

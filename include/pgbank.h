@@ -191,7 +191,10 @@ typedef struct pgbank_op pgbank_op;
  * whose read locks (for-update) or that have no read (atomic) pass through a
  * gate unchanged: they are safe exactly because no such interleaving can
  * happen.  An operation that ends before reaching the gate counts as arrived.
- * Set it up with pgbank_gate_init(); it must outlive its operations. */
+ * An operation held at the gate keeps its connection (its transaction is
+ * open): the pool needs at least `expected` connections, or the ones still
+ * queued can never start.  Set it up with pgbank_gate_init(); it must
+ * outlive its operations. */
 typedef struct pgbank_gate {
     int expected;
     int arrived;

@@ -49,9 +49,13 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         return PGBANK_ECONNINFO;
     pgbank_engine *eng = calloc(1, sizeof *eng);
     pgbank__conn *conns = calloc((size_t)opt->connections, sizeof *conns);
-    if (!eng || !conns) {
+    struct pollfd *pollfds = calloc((size_t)opt->connections, sizeof *pollfds);
+    int *pollidx = calloc((size_t)opt->connections, sizeof *pollidx);
+    if (!eng || !conns || !pollfds || !pollidx) {
         free(eng);
         free(conns);
+        free(pollfds);
+        free(pollidx);
         free(conninfo);
         return pgbank__fail(PGBANK_ENOMEM, err, errlen, "out of memory");
     }
@@ -73,6 +77,8 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
     eng->conninfo = conninfo;
     eng->conns = conns;
     eng->nconns = opt->connections;
+    eng->pollfds = pollfds;
+    eng->pollidx = pollidx;
     eng->told_timeout = -1;
     for (int i = 0; i < eng->nconns; i++) {
         conns[i].eng = eng;
@@ -493,6 +499,8 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
     if (eng->on_timer)
         eng->on_timer(eng->loop_arg, -1);
     free(eng->conns);
+    free(eng->pollfds);
+    free(eng->pollidx);
     free(eng->conninfo);
     free(eng);
 }

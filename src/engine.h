@@ -11,6 +11,7 @@
 #include "sql.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 /* One connection, advanced by conn.c. */
 typedef enum pgbank__conn_state {
@@ -49,6 +50,8 @@ struct pgbank_engine {
     char *conninfo;
     pgbank__conn *conns;
     int nconns;
+    struct pollfd *pollfds; /* the built-in loop's arrays, one slot per connection */
+    int *pollidx;
     int next_conn;                    /* where the dispatcher's scan starts */
     pgbank_op *queue_head, *queue_tail; /* accepted, not yet on a connection */
     pgbank_op *done_head, *done_tail;   /* ended, callback not yet run */

@@ -8,25 +8,14 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
 
 /* One round: wait for sockets or the next deadline (at most max_ms, -1: no
  * limit), handle what is ready, run callbacks. */
 static int loop_once(pgbank_engine *eng, int max_ms)
 {
-    struct pollfd stackfds[64];
-    struct pollfd *fds = stackfds;
-    int *idx = NULL, stackidx[64];
-    idx = stackidx;
-    if (eng->nconns > 64) {
-        fds = malloc(sizeof *fds * (size_t)eng->nconns);
-        idx = malloc(sizeof *idx * (size_t)eng->nconns);
-        if (!fds || !idx) {
-            free(fds);
-            free(idx);
-            return PGBANK_ENOMEM;
-        }
-    }
+    /* Arrays sized for the pool once, at engine creation: no allocation here. */
+    struct pollfd *fds = eng->pollfds;
+    int *idx = eng->pollidx;
     int n = 0;
     for (int i = 0; i < eng->nconns; i++) {
         pgbank__conn *c = &eng->conns[i];
@@ -47,13 +36,8 @@ static int loop_once(pgbank_engine *eng, int max_ms)
             timeout = ms;
     }
     int rc = poll(fds, (nfds_t)n, timeout);
-    if (rc < 0 && errno != EINTR) {
-        if (fds != stackfds) {
-            free(fds);
-            free(idx);
-        }
+    if (rc < 0 && errno != EINTR)
         return PGBANK_ESYS;
-    }
     for (int k = 0; rc > 0 && k < n; k++) {
         if (!fds[k].revents)
             continue;
@@ -66,10 +50,6 @@ static int loop_once(pgbank_engine *eng, int max_ms)
         if (fds[k].revents & (POLLOUT | POLLERR))
             ev |= PGBANK_POLL_OUT;
         pgbank__conn_handle(c, ev);
-    }
-    if (fds != stackfds) {
-        free(fds);
-        free(idx);
     }
     pgbank__engine_timers(eng);
     pgbank__engine_after(eng);
