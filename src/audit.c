@@ -117,8 +117,9 @@ PGBANK__API int pgbank_audit(const char *conninfo, pgbank_audit_report *rep,
     PGresult *t = NULL, *j = NULL, *bad = NULL;
     PGresult *b = query(pg, ci, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err,
                         errlen);
+    int begun = b != NULL;
     PQclear(b);
-    if (b &&
+    if (begun &&
         (t = query(pg, ci,
                    "SELECT count(*), COALESCE(sum(balance), 0),"
                    " count(*) FILTER (WHERE balance < 0) FROM accounts",

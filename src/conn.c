@@ -204,7 +204,8 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_FATAL_ERROR) {
         const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        setup_error(c, ss ? ss : "XX000", PQresultErrorMessage(r));
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        setup_error(c, ss ? ss : "XX000", m ? m : PQresultErrorMessage(r));
         return;
     }
     if (c->state != CONN_PROBING || st != PGRES_TUPLES_OK)

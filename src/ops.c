@@ -137,6 +137,7 @@ static int send_key_set(pgbank__conn *c, const pgbank_op *op, pgbank_status st, 
         num(&p, 3, to_bal);
     else
         p.v[3] = NULL;
+    p.v[4] = st == PGBANK_OK ? "" : op->result.message; /* a replayed refusal says why */
     return pgbank__conn_send(c, SQL_KEY_SET, p.v);
 }
 
@@ -368,8 +369,12 @@ static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
                amount == op->amount && (op->kind != PGBANK_OP_TRANSFER || to == op->to_account);
     if (!same) {
         char m[256];
-        snprintf(m, sizeof m, "key already used for %s of %lld on account %lld", kop,
-                 (long long)amount, (long long)acc);
+        if (strcmp(kop, "transfer") == 0)
+            snprintf(m, sizeof m, "key already used for transfer of %lld from account %lld to %lld",
+                     (long long)amount, (long long)acc, (long long)to);
+        else
+            snprintf(m, sizeof m, "key already used for %s of %lld on account %lld", kop,
+                     (long long)amount, (long long)acc);
         pgbank__op_set_message(eng, op, "", m);
         return;
     }
@@ -380,6 +385,7 @@ static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
             op->priv.seen = s;
     op->result.balance = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     op->result.to_balance = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
+    pgbank__op_set_message(eng, op, "", PQgetvalue(r, 0, 7));
 }
 
 void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)

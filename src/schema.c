@@ -134,8 +134,12 @@ static int init_journal(init_ctx *x)
                " status text NOT NULL,"
                " balance bigint,"
                " to_balance bigint,"
+               " message text,"
                " at timestamptz NOT NULL DEFAULT clock_timestamp())",
-               0, NULL, NULL);
+               0, NULL, NULL) < 0
+               ? -1
+               : run(x, "ALTER TABLE pgbank_keys ADD COLUMN IF NOT EXISTS message text", 0, NULL,
+                     NULL);
 }
 
 /* Schema 3: the batch function.  Locks every account of the batch in id

@@ -91,14 +91,14 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                        5, 1},
     [SQL_KEY_READ] = {"pgbank_key_read",
                       "SELECT op, account, COALESCE(to_account, 0), amount, status,"
-                      " COALESCE(balance, 0), COALESCE(to_balance, 0)"
+                      " COALESCE(balance, 0), COALESCE(to_balance, 0), COALESCE(message, '')"
                       " FROM pgbank_keys WHERE key = $1",
                       1, 1},
-    /* $1 key, $2 status, $3 balance, $4 to_balance */
+    /* $1 key, $2 status, $3 balance, $4 to_balance, $5 message */
     [SQL_KEY_SET] = {"pgbank_key_set",
-                     "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4"
-                     " WHERE key = $1",
-                     4, 1},
+                     "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4,"
+                     " message = $5 WHERE key = $1",
+                     5, 1},
     /* $1 kinds (0 withdraw, 1 deposit, 2 transfer), $2 accounts, $3 destinations,
      * $4 amounts, $5 the balance column's maximum */
     [SQL_BATCH] = {"pgbank_batch",

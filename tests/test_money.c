@@ -229,6 +229,7 @@ static void test_a_keyed_withdrawal_replays_and_a_reused_key_conflicts(void)
         op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 500, key2);
         CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);
         CHECK_I64(op.result.replayed, 1);
+        CHECK(strstr(op.result.message, "requested 500") != NULL); /* and says why */
         CHECK_I64(balance_of(eng, id), 1090);
         /* Keyed transfers too. */
         int64_t to = open_account(eng, 0);
