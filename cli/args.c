@@ -94,6 +94,9 @@ int cli_parse_global(cli *c, int argc, char **argv, int *i)
         return (rc = take_flag(c, i, "echo", v, &c->echo)) ? rc : 1;
     if (match_option(a, "json", &v))
         return (rc = take_flag(c, i, "json", v, &c->json)) ? rc : 1;
+    if (match_option(a, "unnamed-statements", &v))
+        return (rc = take_flag(c, i, "unnamed-statements", v,
+                               &c->unnamed_statements)) ? rc : 1;
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * cmd_money.c - the commands that touch accounts: init, account open,
- * balance, withdraw.  Each validates its input before connecting, runs one
- * operation through the engine and prints one line (or one JSON object).
+ * balance, and the money operations withdraw, deposit and transfer.  Each
+ * validates its input before connecting, runs one operation through the
+ * engine and prints one line (or one JSON object).
  */
 #include "cli.h"
 
@@ -76,24 +77,21 @@ static int run_op(cli *c, pgbank_op *op, print_fn print)
     return rc;
 }
 
-static int ok_json(const pgbank_op *op, int with_amount)
+/* account open and balance: {"status":"ok","account":...,"balance":...}. */
+static int ok_json(const pgbank_op *op)
 {
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "status", "ok");
     cli_json_int(&j, "account", op->kind == PGBANK_OP_OPEN
                                     ? op->result.account : op->account);
-    if (with_amount)
-        cli_json_int(&j, "amount", op->amount);
     cli_json_int(&j, "balance", op->result.balance);
-    if (op->kind == PGBANK_OP_WITHDRAW)
-        cli_json_str(&j, "strategy", pgbank_strategy_name(op->strategy));
     cli_json_end(&j);
     return CLI_EXIT_OK;
 }
 
-static int no_such_account(const cli *c, const pgbank_op *op,
-                           const char *prefix, FILE *f)
+/* balance of an unknown account: on stderr (stdout holds only balances). */
+static int no_such_account(const cli *c, const pgbank_op *op)
 {
     if (c->json) {
         cli_json j;
@@ -102,9 +100,7 @@ static int no_such_account(const cli *c, const pgbank_op *op,
         cli_json_int(&j, "account", op->account);
         cli_json_end(&j);
     }
-    if (!c->json || f == stderr)
-        fprintf(f, "%sno such account %lld\n", prefix,
-                (long long)op->account);
+    fprintf(stderr, "pgbank: no such account %lld\n", (long long)op->account);
     return pgbank_status_exit_code(op->result.status);
 }
 
@@ -117,7 +113,7 @@ static int print_opened(const cli *c, const pgbank_op *op)
     if (op->result.status != PGBANK_OK)
         return cli_report_failure(c, op);
     if (c->json)
-        return ok_json(op, 0);
+        return ok_json(op);
     printf("%lld\n", (long long)op->result.account);
     return CLI_EXIT_OK;
 }
@@ -164,11 +160,11 @@ const cli_command cli_cmd_account = {
 static int print_balance(const cli *c, const pgbank_op *op)
 {
     if (op->result.status == PGBANK_NO_SUCH_ACCOUNT)
-        return no_such_account(c, op, "pgbank: ", stderr);
+        return no_such_account(c, op);
     if (op->result.status != PGBANK_OK)
         return cli_report_failure(c, op);
     if (c->json)
-        return ok_json(op, 0);
+        return ok_json(op);
     printf("%lld\n", (long long)op->result.balance);
     return CLI_EXIT_OK;
 }
@@ -201,7 +197,10 @@ const cli_command cli_cmd_balance = {
 };
 
 /* ------------------------------------------------------------------------
- * withdraw
+ * Money: withdraw, deposit, transfer.
+ *
+ * They share options (--strategy, --key) and outcomes.  A replayed key
+ * prints the original outcome with a note and exits as the original did.
  * ------------------------------------------------------------------------ */
 
 /* Matches the names the library has (its table may have gaps while
@@ -223,100 +222,343 @@ static int parse_strategy(const cli *c, const char *name, pgbank_strategy *s)
     return cli_usage_error(c, "unknown strategy '%s' (%s)", name, known);
 }
 
-static void warn_if_unsafe(pgbank_strategy s)
+/* What the library accepts as a key (pgbank_op.key). */
+#define KEY_MAX 200
+
+/* --key: checked here so a bad key never reaches the database. */
+static int check_key(const cli *c, const pgbank_op *op)
 {
-    if (pgbank_strategy_is_safe(s))
+    if (!op->key)
+        return 0;
+    if (op->key[0] == '\0')
+        return cli_usage_error(c, "option '--key' needs a non-empty key");
+    if (strlen(op->key) > KEY_MAX)
+        return cli_usage_error(c, "the key is %zu bytes long; at most %d "
+                               "are allowed", strlen(op->key), KEY_MAX);
+    /* Batched operations share one transaction, so the library cannot
+     * record a key per operation: pgbank_submit() refuses the pair. */
+    if (op->strategy == PGBANK_BATCH)
+        return cli_usage_error(c, "--key cannot be used with --strategy "
+                               "batch (batched operations take no keys); "
+                               "use another strategy, e.g. atomic");
+    return 0;
+}
+
+static const char *kind_plural(pgbank_op_kind k)
+{
+    return k == PGBANK_OP_DEPOSIT    ? "deposits"
+           : k == PGBANK_OP_TRANSFER ? "transfers"
+                                     : "withdrawals";
+}
+
+static void warn_if_unsafe(const pgbank_op *op)
+{
+    if (pgbank_strategy_is_safe(op->strategy))
         return;
     fprintf(stderr, "pgbank: warning: strategy '%s' is unsafe for money: "
-                    "concurrent withdrawals lose updates (use for-update or "
-                    "atomic)\n", pgbank_strategy_name(s));
+                    "concurrent %s lose updates (use for-update or atomic)\n",
+            pgbank_strategy_name(op->strategy), kind_plural(op->kind));
+}
+
+/* Parses `pgbank withdraw|deposit|transfer ...`: `nacc` account ids, then
+ * the amount, --strategy and --key.  Fills op (of the given kind). */
+static int parse_money(cli *c, int argc, char **argv, pgbank_op *op,
+                       pgbank_op_kind kind)
+{
+    const char *strategy = "atomic";
+    const cli_opt opts[] = {{"strategy", &strategy, NULL},
+                            {"key", &op->key, NULL},
+                            {NULL, NULL, NULL}};
+    int nacc = kind == PGBANK_OP_TRANSFER ? 2 : 1;
+    char *pos[3];
+    int npos, rc;
+    pgbank_op_init(op, kind);
+    if ((rc = cli_parse(c, argc, argv, opts, pos, nacc + 1, &npos)) != 0)
+        return rc;
+    if (npos < nacc + 1) {
+        static const char *const missing[2][3] = {
+            {"missing ACCOUNT and AMOUNT", "missing AMOUNT", ""},
+            {"missing FROM, TO and AMOUNT", "missing TO and AMOUNT",
+             "missing AMOUNT"}};
+        return cli_usage_error(c, "%s", missing[nacc - 1][npos]);
+    }
+    if ((rc = cli_parse_account(c, pos[0], &op->account)) != 0 ||
+        (nacc == 2 &&
+         (rc = cli_parse_account(c, pos[1], &op->to_account)) != 0) ||
+        (rc = cli_parse_amount(c, "amount", pos[nacc], &op->amount)) != 0 ||
+        (rc = parse_strategy(c, strategy, &op->strategy)) != 0 ||
+        (rc = check_key(c, op)) != 0)
+        return rc;
+    if (nacc == 2 && op->account == op->to_account)
+        return cli_error(c, CLI_EXIT_USAGE, "cannot transfer from account "
+                         "%lld to itself: FROM and TO must differ",
+                         (long long)op->account);
+    warn_if_unsafe(op);
+    return 0;
+}
+
+/* The fields every money outcome's JSON starts with. */
+static void money_json_begin(cli_json *j, const pgbank_op *op,
+                             const char *status)
+{
+    cli_json_begin(j);
+    cli_json_str(j, "status", status);
+    cli_json_int(j, "account", op->account);
+    if (op->kind == PGBANK_OP_TRANSFER)
+        cli_json_int(j, "to_account", op->to_account);
+}
+
+/* ... and end with. */
+static void money_json_end(cli_json *j, const pgbank_op *op)
+{
+    cli_json_str(j, "strategy", pgbank_strategy_name(op->strategy));
+    if (op->strategy == PGBANK_SERIALIZABLE)
+        cli_json_int(j, "retries", op->result.retries);
+    if (op->key) {
+        cli_json_str(j, "key", op->key);
+        cli_json_bool(j, "replayed", op->result.replayed);
+    }
+    cli_json_end(j);
+}
+
+/* The notes after an outcome's line: retries, and a replayed key. */
+static void print_notes(const pgbank_op *op)
+{
+    if (op->result.retries > 0)
+        printf(" (after %d %s)", op->result.retries,
+               op->result.retries == 1 ? "retry" : "retries");
+    if (op->result.replayed)
+        printf(" (replayed: key %s was already used)", op->key);
+    putchar('\n');
+}
+
+static int money_ok(const cli *c, const pgbank_op *op)
+{
+    const pgbank_result *r = &op->result;
+    if (c->json) {
+        cli_json j;
+        money_json_begin(&j, op, "ok");
+        cli_json_int(&j, "amount", op->amount);
+        cli_json_int(&j, "balance", r->balance);
+        if (op->kind == PGBANK_OP_TRANSFER)
+            cli_json_int(&j, "to_balance", r->to_balance);
+        money_json_end(&j, op);
+        return CLI_EXIT_OK;
+    }
+    switch (op->kind) {
+    case PGBANK_OP_DEPOSIT:
+        printf("deposited %lld to account %lld, new balance %lld",
+               (long long)op->amount, (long long)op->account,
+               (long long)r->balance);
+        break;
+    case PGBANK_OP_TRANSFER:
+        printf("transferred %lld from account %lld to account %lld, "
+               "balances %lld and %lld", (long long)op->amount,
+               (long long)op->account, (long long)op->to_account,
+               (long long)r->balance, (long long)r->to_balance);
+        break;
+    default:
+        printf("withdrew %lld from account %lld, new balance %lld",
+               (long long)op->amount, (long long)op->account,
+               (long long)r->balance);
+    }
+    print_notes(op);
+    return CLI_EXIT_OK;
 }
 
 static int insufficient_funds(const cli *c, const pgbank_op *op)
 {
     if (c->json) {
         cli_json j;
-        cli_json_begin(&j);
-        cli_json_str(&j, "status", "insufficient funds");
-        cli_json_int(&j, "account", op->account);
+        money_json_begin(&j, op, "insufficient funds");
         cli_json_int(&j, "requested", op->amount);
         cli_json_int(&j, "balance", op->result.balance);
-        cli_json_str(&j, "strategy", pgbank_strategy_name(op->strategy));
-        cli_json_end(&j);
+        money_json_end(&j, op);
     } else {
         printf("rolled back: insufficient funds (balance %lld, requested "
-               "%lld)\n", (long long)op->result.balance,
+               "%lld)", (long long)op->result.balance,
                (long long)op->amount);
+        print_notes(op);
     }
     return pgbank_status_exit_code(op->result.status);
 }
 
-static int print_withdrawal(const cli *c, const pgbank_op *op)
+/* Which account is missing: the library names it in the message ("account
+ * 7 does not exist"); a replayed refusal carries no message. */
+static int64_t missing_account(const pgbank_op *op)
+{
+    int64_t id;
+    char digits[32];
+    if (op->kind != PGBANK_OP_TRANSFER)
+        return op->account;
+    if (sscanf(op->result.message, "account %31[0-9] does not exist",
+               digits) == 1 &&
+        pgbank_parse_int64(digits, &id) == 0)
+        return id;
+    return 0;
+}
+
+static int no_such_money_account(const cli *c, const pgbank_op *op)
+{
+    int64_t id = missing_account(op);
+    if (c->json) {
+        cli_json j;
+        money_json_begin(&j, op, "no such account");
+        if (op->kind == PGBANK_OP_TRANSFER)
+            cli_json_int(&j, "missing", id);
+        money_json_end(&j, op);
+    } else {
+        if (id)
+            printf("rolled back: no such account %lld", (long long)id);
+        else
+            printf("rolled back: no such account (%lld or %lld)",
+                   (long long)op->account, (long long)op->to_account);
+        print_notes(op);
+    }
+    return pgbank_status_exit_code(op->result.status);
+}
+
+/* A key used before for another operation: nothing was done. */
+static int key_conflict(const cli *c, const pgbank_op *op)
+{
+    if (c->json) {
+        cli_json j;
+        money_json_begin(&j, op, "conflict");
+        cli_json_int(&j, "amount", op->amount);
+        cli_json_str(&j, "message", op->result.message);
+        money_json_end(&j, op);
+    } else {
+        printf("rejected: conflict (%s)\n", op->result.message[0]
+                                               ? op->result.message
+                                               : "key already used");
+    }
+    return pgbank_status_exit_code(op->result.status);
+}
+
+static int print_money(const cli *c, const pgbank_op *op)
 {
     switch (op->result.status) {
     case PGBANK_OK:
-        if (c->json)
-            return ok_json(op, 1);
-        printf("withdrew %lld from account %lld, new balance %lld\n",
-               (long long)op->amount, (long long)op->account,
-               (long long)op->result.balance);
-        return CLI_EXIT_OK;
+        return money_ok(c, op);
     case PGBANK_INSUFFICIENT_FUNDS:
         return insufficient_funds(c, op);
     case PGBANK_NO_SUCH_ACCOUNT:
-        return no_such_account(c, op, "rolled back: ", stdout);
+        return no_such_money_account(c, op);
+    case PGBANK_CONFLICT:
+        return key_conflict(c, op);
     default:
+        /* Retries exhausted, unknown outcome, database errors: exit 3. */
         return cli_report_failure(c, op);
     }
 }
 
+static int run_money(cli *c, int argc, char **argv, pgbank_op_kind kind)
+{
+    pgbank_op op;
+    int rc = parse_money(c, argc, argv, &op, kind);
+    return rc ? rc : run_op(c, &op, print_money);
+}
+
 static int run_withdraw(cli *c, int argc, char **argv)
 {
-    const char *strategy = "atomic";
-    const cli_opt opts[] = {{"strategy", &strategy, NULL}, {NULL, NULL, NULL}};
-    char *pos[2];
-    int npos, rc = cli_parse(c, argc, argv, opts, pos, 2, &npos);
-    if (rc)
-        return rc;
-    if (npos < 2)
-        return cli_usage_error(c, npos ? "missing AMOUNT"
-                                       : "missing ACCOUNT and AMOUNT");
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_WITHDRAW);
-    if ((rc = cli_parse_account(c, pos[0], &op.account)) != 0 ||
-        (rc = cli_parse_amount(c, "amount", pos[1], &op.amount)) != 0 ||
-        (rc = parse_strategy(c, strategy, &op.strategy)) != 0)
-        return rc;
-    warn_if_unsafe(op.strategy);
-    return run_op(c, &op, print_withdrawal);
+    return run_money(c, argc, argv, PGBANK_OP_WITHDRAW);
 }
+
+static int run_deposit(cli *c, int argc, char **argv)
+{
+    return run_money(c, argc, argv, PGBANK_OP_DEPOSIT);
+}
+
+static int run_transfer(cli *c, int argc, char **argv)
+{
+    return run_money(c, argc, argv, PGBANK_OP_TRANSFER);
+}
+
+/* The options part of every money command's help. */
+#define MONEY_OPTIONS                                                         \
+    "Options:\n"                                                              \
+    "  --strategy NAME   how the operation is made (default atomic):\n"       \
+    "      explicit    BEGIN; SELECT; check; UPDATE SET balance = <value>;\n" \
+    "                  COMMIT or ROLLBACK.  UNSAFE FOR MONEY: loses updates.\n" \
+    "      begin       the same in a scoped transaction.  UNSAFE FOR MONEY.\n" \
+    "      for-update  SELECT ... FOR UPDATE locks the row(s), then UPDATE.\n" \
+    "      atomic      one UPDATE ... WHERE balance >= AMOUNT RETURNING.\n"   \
+    "    beyond the seed:\n"                                                  \
+    "      serializable  the read-modify-write at SERIALIZABLE, retried on\n" \
+    "                    serialization failures; prints (after N retries)\n"  \
+    "                    when it was retried, exits 3 when retries run out.\n" \
+    "      batch         concurrent operations applied together in one\n"     \
+    "                    round trip and one commit (takes no --key).\n"       \
+    "  --key KEY         an idempotency key (1 to 200 bytes): the operation\n" \
+    "                    happens at most once under KEY.  Run again with the\n" \
+    "                    same KEY and the same parameters, it changes nothing\n" \
+    "                    and prints the original outcome with \"(replayed:\n" \
+    "                    key KEY was already used)\", exiting as the original\n" \
+    "                    did; with other parameters it is rejected with a\n"  \
+    "                    conflict (exit 1).  Refusals are remembered too.\n"  \
+    "  --json            one object: status, account(s), amount, balance(s),\n" \
+    "                    strategy, and key/replayed when --key is given\n"
 
 const cli_command cli_cmd_withdraw = {
     "withdraw", "take money from an account",
-    "Usage: pgbank withdraw ACCOUNT AMOUNT [--strategy NAME]\n"
+    "Usage: pgbank withdraw ACCOUNT AMOUNT [--strategy NAME] [--key KEY]\n"
     "\n"
     "Withdraws AMOUNT (a whole number > 0) from account ACCOUNT, or refuses\n"
     "and rolls back when the balance is too small (exit 1).\n"
     "\n"
-    "Options:\n"
-    "  --strategy NAME   how the withdrawal is made (default atomic):\n"
-    "      explicit    BEGIN; SELECT; check; UPDATE SET balance = <value>;\n"
-    "                  COMMIT or ROLLBACK.  UNSAFE FOR MONEY: loses updates.\n"
-    "      begin       the same in a scoped transaction.  UNSAFE FOR MONEY.\n"
-    "      for-update  SELECT ... FOR UPDATE locks the row, then UPDATE.\n"
-    "      atomic      one UPDATE ... WHERE balance >= AMOUNT RETURNING.\n"
-    "    beyond the seed:\n"
-    "      serializable  the read-modify-write at SERIALIZABLE, retried on\n"
-    "                    serialization failures.\n"
-    "      batch         concurrent operations applied together in one\n"
-    "                    round trip and one commit.\n"
+    MONEY_OPTIONS
     "\n"
     "Output:\n"
     "  withdrew 80 from account 1, new balance 20\n"
     "  rolled back: insufficient funds (balance 20, requested 80)\n"
     "  rolled back: no such account 7\n"
+    "  withdrew 10 from account 1, new balance 10 (replayed: key K was "
+    "already used)\n"
+    "  rejected: conflict (key already used for withdraw of 10 on account 1)\n"
     "\n"
-    "Example:\n"
-    "  pgbank withdraw 1 80 --strategy for-update\n",
+    "Examples:\n"
+    "  pgbank withdraw 1 80 --strategy for-update\n"
+    "  pgbank withdraw 1 10 --key payout-2024-001\n",
     run_withdraw,
+};
+
+const cli_command cli_cmd_deposit = {
+    "deposit", "put money into an account",
+    "Usage: pgbank deposit ACCOUNT AMOUNT [--strategy NAME] [--key KEY]\n"
+    "\n"
+    "Deposits AMOUNT (a whole number > 0) into account ACCOUNT.  Exits 1\n"
+    "when there is no such account.\n"
+    "\n"
+    MONEY_OPTIONS
+    "\n"
+    "Output:\n"
+    "  deposited 50 to account 2, new balance 50\n"
+    "  rolled back: no such account 7\n"
+    "\n"
+    "Examples:\n"
+    "  pgbank deposit 2 50\n"
+    "  pgbank deposit 2 50 --key invoice-77 --json\n",
+    run_deposit,
+};
+
+const cli_command cli_cmd_transfer = {
+    "transfer", "move money from one account to another",
+    "Usage: pgbank transfer FROM TO AMOUNT [--strategy NAME] [--key KEY]\n"
+    "\n"
+    "Moves AMOUNT (a whole number > 0) from account FROM to account TO in\n"
+    "one transaction: both balances change, or neither.  Refuses and rolls\n"
+    "back when FROM holds too little or either account does not exist\n"
+    "(exit 1).  FROM and TO must differ (exit 2, nothing is sent).\n"
+    "\n"
+    MONEY_OPTIONS
+    "\n"
+    "Output:\n"
+    "  transferred 30 from account 1 to account 2, balances 70 and 30\n"
+    "  rolled back: insufficient funds (balance 70, requested 500)\n"
+    "  rolled back: no such account 7\n"
+    "\n"
+    "Examples:\n"
+    "  pgbank transfer 1 2 30\n"
+    "  pgbank transfer 1 2 30 --strategy for-update --key rent-march\n",
+    run_transfer,
 };

@@ -20,6 +20,7 @@
  * Natural mode fires the operations with no gate, as an application would.
  */
 #include "cli.h"
+#include "plot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ typedef struct race_settings {
     int hot_clients; /* contention: clients on the hot account */
     int64_t duration_ns;
     const char *duration_arg;
+    const char *plot; /* --plot FILE.png, else NULL */
 } race_settings;
 
 /* ------------------------------------------------------------------------
@@ -319,19 +321,6 @@ static int lab_run(race_lab *lab, race_cell *cell)
     return 0;
 }
 
-static void echo_line(void *arg, const char *line)
-{
-    const cli *c = arg;
-    size_t size = strlen(line) * 4 + 64; /* "****" may outgrow a password */
-    char *buf = malloc(size);
-    if (!buf)
-        return;
-    memcpy(buf, line, strlen(line) + 1);
-    cli_scrub(c, buf, size);
-    fprintf(stderr, "%s\n", buf);
-    free(buf);
-}
-
 /* The engine: a connection for every operation a run can have in flight
  * (a gated operation holds its connection until its round's reads are
  * done), all connected before the first run. */
@@ -342,13 +331,8 @@ static int lab_connect(race_lab *lab)
     if (rc)
         return rc;
     pgbank_options opt;
-    pgbank_options_init(&opt);
-    opt.conninfo = lab->db.conninfo;
+    cli_engine_options(c, &lab->db, &opt); /* conninfo, --echo, --unnamed-statements */
     opt.connections = lab->nclients + 2;
-    if (c->echo) {
-        opt.echo = echo_line;
-        opt.echo_arg = c;
-    }
     char err[1024] = "";
     rc = pgbank_engine_new(&lab->db.eng, &opt, err, sizeof err);
     if (rc == PGBANK_ECONNINFO)
@@ -615,6 +599,129 @@ static int report_safe_anomalies(const race_lab *lab)
 }
 
 /* ------------------------------------------------------------------------
+ * The plot (--plot FILE.png): anomalous runs per strategy and scenario on
+ * top, the money lost or created below; unsafe strategies on red, safe
+ * ones on green.  The data goes inline into gnuplot's script (plot.h).
+ * ------------------------------------------------------------------------ */
+
+static const char *const scenario_colors[SC_COUNT] = {"#4477aa", "#ccbb44",
+                                                      "#aa3377"};
+
+static double anomalous_pct(const race_cell *cell)
+{
+    return cell->runs ? 100.0 * cell->anomalous / cell->runs : 0.0;
+}
+
+/* The bars' x: strategy i's cluster is centred on i. */
+#define PLOT_BAR 0.27
+
+/* The background, the x tics and the bars shared by both panels. */
+static void plot_frame(FILE *f, const race_lab *lab)
+{
+    const race_settings *set = lab->set;
+    fprintf(f, "unset object\n"
+               "set xrange [-0.6:%f]\n"
+               "set xtics nomirror scale 0 (",
+            set->nstrategies - 0.4);
+    for (int i = 0; i < set->nstrategies; i++) {
+        pgbank_strategy s = set->strategies[i];
+        char tic[96];
+        snprintf(tic, sizeof tic, "%s\n%s", pgbank_strategy_name(s),
+                 pgbank_strategy_is_safe(s) ? "safe" : "UNSAFE");
+        fprintf(f, "%s", i ? ", " : "");
+        cli_plot_string(f, tic);
+        fprintf(f, " %d", i);
+    }
+    fprintf(f, ")\n");
+    for (int i = 0; i < set->nstrategies; i++)
+        fprintf(f, "set object %d rect from %f, graph 0 to %f, graph 1 "
+                   "fc rgb '%s' fs solid 1.0 noborder behind\n",
+                i + 1, i - 0.48, i + 0.48,
+                pgbank_strategy_is_safe(set->strategies[i]) ? "#e3f2e3"
+                                                             : "#f8dcdc");
+}
+
+/* The bars of column `col` (1 per scenario), their labels from column
+ * `label`, and the backgrounds' key entries. */
+static void plot_bars(FILE *f, int col, int label)
+{
+    fprintf(f, "plot ");
+    for (int sc = 0; sc < SC_COUNT; sc++)
+        fprintf(f, "$D index %d using 1:%d with boxes lc rgb '%s' title '%s', ",
+                sc, col, scenario_colors[sc], scenarios[sc].name);
+    fprintf(f, "$D using 1:%d:%d with labels font ',8' offset 0,0.6 notitle, "
+               "NaN with boxes fc rgb '#f8dcdc' title 'unsafe strategy', "
+               "NaN with boxes fc rgb '#e3f2e3' title 'safe strategy'\n",
+            col, label);
+}
+
+static int plot_draw(const race_lab *lab, const char *gnuplot,
+                     const char *file, char *err, size_t errlen)
+{
+    const race_settings *set = lab->set;
+    cli_plot p;
+    if (cli_plot_begin(&p, gnuplot, err, errlen) != 0)
+        return -1;
+    FILE *f = p.script;
+    fprintf(f, CLI_PLOT_TERMINAL(1100, 900));
+    /* One block per scenario: x, % anomalous, money, their labels. */
+    int64_t most = 0;
+    fprintf(f, "$D << EOD\n");
+    for (int sc = 0; sc < SC_COUNT; sc++) {
+        for (int i = 0; i < lab->ncells; i++) {
+            const race_cell *cell = &lab->cells[i];
+            if (cell->scenario != sc)
+                continue;
+            int64_t wrong = cell->lost + cell->created;
+            most = wrong > most ? wrong : most;
+            char m[64];
+            if (cell->created)
+                money(cell, m, sizeof m);
+            else
+                snprintf(m, sizeof m, "%lld", (long long)cell->lost);
+            fprintf(f, "%.3f %.2f %lld \"%.0f%%\" \"%s\"\n",
+                    i / SC_COUNT + (sc - 1) * PLOT_BAR, anomalous_pct(cell),
+                    (long long)wrong, anomalous_pct(cell), m);
+        }
+        fprintf(f, "\n\n");
+    }
+    fprintf(f, "EOD\n");
+    char title[CLI_PATH_MAX + 256];
+    snprintf(title, sizeof title, "pgbank race: %d run%s of each scenario "
+             "per strategy, %s mode\non %s", set->runs, set->runs == 1 ? "" : "s",
+             set->deterministic ? "deterministic" : "natural", lab->db.where);
+    fprintf(f, "set multiplot layout 2,1 title ");
+    cli_plot_string(f, title);
+    fprintf(f, " font ',12'\n"
+               "set style fill solid 0.9 border rgb '#333333'\n"
+               "set boxwidth %.2f\n"
+               "set key outside right center vertical samplen 2\n"
+               "set lmargin 12\n"
+               "set rmargin 24\n"
+               "set xlabel 'strategy' offset 0,-0.6\n",
+            PLOT_BAR);
+    plot_frame(f, lab);
+    fprintf(f, "set title 'Anomalous runs: the balance disagrees with the "
+               "withdrawals reported ok (0%% is correct)'\n"
+               "set ylabel 'anomalous runs (%% of runs)'\n"
+               "set yrange [0:118]\n"
+               "set ytics 0,20,100\n");
+    plot_bars(f, 2, 4);
+    double top = most ? (double)most * 1.18 : 10.0;
+    fprintf(f, "set title 'Money lost or created, summed over the runs "
+               "(0 is correct)'\n"
+               "set ylabel 'money lost or created'\n"
+               "set yrange [0:%f]\n"
+               "set ytics autofreq\n"
+               "set format y '%%.0f'\n"
+               "unset key\n", /* the same as above */
+            top);
+    plot_bars(f, 3, 5);
+    fprintf(f, "unset multiplot\n");
+    return cli_plot_end(&p, file, err, errlen);
+}
+
+/* ------------------------------------------------------------------------
  * Options.
  * ------------------------------------------------------------------------ */
 
@@ -702,7 +809,7 @@ static int parse_settings(cli *c, int argc, char **argv, race_settings *set)
         {"strategies", &strategies, NULL}, {"runs", &runs, NULL},
         {"mode", &mode, NULL},             {"clients", &clients, NULL},
         {"hot-clients", &hot, NULL},       {"duration", &set->duration_arg, NULL},
-        {NULL, NULL, NULL}};
+        {"plot", &set->plot, NULL},        {NULL, NULL, NULL}};
     int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
         return rc;
@@ -750,6 +857,11 @@ static int run_race(cli *c, int argc, char **argv)
     int rc = parse_settings(c, argc, argv, &set);
     if (rc)
         return rc;
+    /* --plot: gnuplot and the file are checked before anything runs. */
+    char gnuplot[CLI_PATH_MAX] = "";
+    if (set.plot && (rc = cli_plot_check(c, set.plot, gnuplot,
+                                         sizeof gnuplot)) != 0)
+        return rc;
     race_lab lab;
     memset(&lab, 0, sizeof lab);
     lab.c = c;
@@ -782,6 +894,18 @@ static int run_race(cli *c, int argc, char **argv)
         int bug = report_safe_anomalies(&lab);
         int failed = report_failures(&lab);
         rc = bug ? CLI_EXIT_REFUSED : failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+        if (set.plot) {
+            /* The measurement stands whatever becomes of its picture: a
+             * plot that cannot be drawn now is said, the exit code stays. */
+            char err[512] = "";
+            cli_db_close(c, &lab.db); /* gnuplot inherits no connection */
+            if (plot_draw(&lab, gnuplot, set.plot, err, sizeof err) != 0)
+                fprintf(stderr, "pgbank race: could not draw the plot: %s\n",
+                        err);
+            else
+                fprintf(stderr, "pgbank race: plot written to %s\n",
+                        set.plot);
+        }
     }
     lab_free(&lab);
     return rc;
@@ -791,6 +915,7 @@ const cli_command cli_cmd_race = {
     "race", "measure which strategies lose or create money under concurrency",
     "Usage: pgbank race [--strategies LIST] [--runs R] [--mode MODE]\n"
     "                   [--clients K] [--hot-clients H] [--duration S]\n"
+    "                   [--plot FILE.png] [--json]\n"
     "\n"
     "The race lab: proves the seed's summary table by measurement.  Every\n"
     "strategy runs three scenarios, R times each, on fresh accounts, and the\n"
@@ -821,6 +946,12 @@ const cli_command cli_cmd_race = {
     "                     2 to 200)\n"
     "  --hot-clients H    contention's clients (default 16, 2 to 200)\n"
     "  --duration S       seconds per contention run (default 0.5)\n"
+    "  --plot FILE.png    also draw the results with gnuplot (gnuplot-nox;\n"
+    "                     or $PGBANK_GNUPLOT): anomalous runs (%) per strategy\n"
+    "                     and scenario, and the money lost or created, unsafe\n"
+    "                     strategies on red, safe ones on green.  Checked\n"
+    "                     before anything runs: no gnuplot or an unwritable\n"
+    "                     FILE exits 2\n"
     "  --json             one object: {\"mode\":...,\"results\":[{\"strategy\",\n"
     "                     \"scenario\" (\"double spend\", \"lost update\",\n"
     "                     \"contention\"), \"runs\", \"anomalous_runs\",\n"
@@ -836,16 +967,19 @@ const cli_command cli_cmd_race = {
     "\n"
     "Exit codes: 0 measured, and no strategy meant to be safe showed an\n"
     "anomaly (the unsafe ones are expected to); 1 a safe strategy lost or\n"
-    "created money (a pgbank bug); 2 bad usage, nothing was run; 3 database\n"
-    "failure: no connection, a run that did not finish, or withdrawals that\n"
-    "ended in a database error or an unknown outcome.  Every withdrawal that\n"
-    "ended otherwise than ok or insufficient funds is counted in \"failed\"\n"
-    "and described on stderr.\n"
+    "created money (a pgbank bug); 2 bad usage (--plot included: no gnuplot,\n"
+    "FILE not writable), nothing was run; 3 database failure: no connection,\n"
+    "a run that did not finish, or withdrawals that ended in a database\n"
+    "error or an unknown outcome.  Every withdrawal that ended otherwise\n"
+    "than ok or insufficient funds is counted in \"failed\" and described on\n"
+    "stderr.  A plot that gnuplot fails to draw after the measurement is\n"
+    "said on stderr and changes neither the exit code nor FILE.\n"
     "\n"
     "Examples:\n"
     "  pgbank race\n"
     "  pgbank race --strategies explicit,atomic --runs 5\n"
     "  pgbank race --mode natural --hot-clients 32 --duration 1\n"
-    "  pgbank race --json --runs 3 --duration 0.2\n",
+    "  pgbank race --json --runs 3 --duration 0.2\n"
+    "  pgbank race --runs 5 --plot race.png\n",
     run_race,
 };

@@ -125,18 +125,27 @@ static void echo_line(void *arg, const char *line)
     free(buf);
 }
 
+void cli_engine_options(cli *c, const cli_db *db, pgbank_options *opt)
+{
+    pgbank_options_init(opt);
+    opt->conninfo = db->conninfo;
+    /* PgBouncer in transaction pooling hands each transaction whichever
+     * server connection is free: a statement prepared on one is unknown on
+     * the next, so only unnamed statements work there. */
+    opt->unnamed_statements = c->unnamed_statements;
+    if (c->echo) {
+        opt->echo = echo_line;
+        opt->echo_arg = c;
+    }
+}
+
 int cli_db_open_engine(cli *c, cli_db *db, int connections)
 {
     char err[1024];
     pgbank_options opt;
-    pgbank_options_init(&opt);
-    opt.conninfo = db->conninfo;
+    cli_engine_options(c, db, &opt);
     opt.connections = connections;
     db->connections = connections;
-    if (c->echo) {
-        opt.echo = echo_line;
-        opt.echo_arg = c;
-    }
     err[0] = '\0';
     int rc = pgbank_engine_new(&db->eng, &opt, err, sizeof err);
     if (rc == PGBANK_ECONNINFO)

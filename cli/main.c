@@ -54,7 +54,7 @@ void cli_print_usage(FILE *f)
           "Exit codes:\n"
           "  0  done\n"
           "  1  refused by the bank's rules (insufficient funds, no such\n"
-          "     account, conflict)\n"
+          "     account, conflict); audit: a check failed\n"
           "  2  bad usage or invalid input (nothing was sent to the database)\n"
           "  3  database, connection or private-server failure\n"
           "\n"

@@ -81,6 +81,22 @@ void cli_json_int(cli_json *j, const char *key, int64_t val)
     fprintf(j->f, "%lld", (long long)val);
 }
 
+void cli_json_bool(cli_json *j, const char *key, int val)
+{
+    json_key(j, key);
+    fputs(val ? "true" : "false", j->f);
+}
+
+void cli_json_key(cli_json *j, const char *key)
+{
+    json_key(j, key);
+}
+
+void cli_json_close(cli_json *j)
+{
+    fputc('}', j->f);
+}
+
 void cli_json_end(cli_json *j)
 {
     fputs("}\n", j->f);
@@ -144,11 +160,25 @@ static void describe_failure(const pgbank_result *r, char *out, size_t len)
         snprintf(out, len, "%s%s%s", name, sep, r->message);
 }
 
+/* A named prepared statement that already exists (42P05) or is unknown
+ * (26000) on the server: the mark of a pooler handing each transaction
+ * another server connection. */
+static int is_pooler_symptom(const pgbank_result *r)
+{
+    return r->status == PGBANK_DB_ERROR &&
+           (strcmp(r->sqlstate, "42P05") == 0 ||
+            strcmp(r->sqlstate, "26000") == 0);
+}
+
 int cli_report_failure(const cli *c, const pgbank_op *op)
 {
     const pgbank_result *r = &op->result;
     char msg[1024];
     describe_failure(r, msg, sizeof msg);
+    if (is_pooler_symptom(r) && !c->unnamed_statements)
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "; behind "
+                 "PgBouncer in transaction pooling mode, pass "
+                 "--unnamed-statements");
     cli_error(c, 0, "%s", msg);
     cli_json_failure(c, pgbank_status_name(r->status),
                      r->status == PGBANK_DB_ERROR ? r->sqlstate : NULL,

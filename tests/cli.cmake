@@ -6,7 +6,8 @@ set(PGBANK_CLI_TESTS
   "pgbank withdraws with every strategy and refuses overdrafts" cli_withdraw.sh
   "ten concurrent pgbank withdrawals take the money exactly once" cli_concurrency.sh
   "pgbank never prints a database password" cli_password.sh
-  "pgbank works on the seed's own accounts table without init" cli_seed_table.sh)
+  "pgbank works on the seed's own accounts table without init" cli_seed_table.sh
+  "pgbank deposits, transfers, replays keys, shows history and audits the journal" cli_money.sh)
 while(PGBANK_CLI_TESTS)
   list(POP_FRONT PGBANK_CLI_TESTS title script)
   pgbank_cli_test("${title}" ${script})
