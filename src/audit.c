@@ -10,27 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static PGconn *open_conn(const char *conninfo, char **ci, char *err, size_t errlen, int *rc)
-{
-    *ci = pgbank_conninfo_normalize(conninfo ? conninfo : "", err, errlen);
-    if (!*ci) {
-        *rc = PGBANK_ECONNINFO;
-        return NULL;
-    }
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {*ci, "pgbank", NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    if (!pg || PQstatus(pg) != CONNECTION_OK) {
-        *rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
-                           pg ? PQerrorMessage(pg) : "out of memory");
-        pgbank_conninfo_scrub(*ci, err, errlen);
-        PQfinish(pg);
-        return NULL;
-    }
-    *rc = 0;
-    return pg;
-}
-
 /* Runs a query; on failure fills err (scrubbed) and returns NULL. */
 static PGresult *query(PGconn *pg, const char *ci, const char *sql, int n,
                        const char *const *params, char *err, size_t errlen)
@@ -62,7 +41,7 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
 {
     char *ci;
     int rc;
-    PGconn *pg = open_conn(conninfo, &ci, err, errlen, &rc);
+    PGconn *pg = pgbank__connect_blocking(conninfo, &ci, err, errlen, &rc);
     if (!pg) {
         free(ci);
         return rc;
@@ -109,7 +88,7 @@ PGBANK__API int pgbank_audit(const char *conninfo, pgbank_audit_report *rep,
     char *ci;
     int rc;
     memset(rep, 0, sizeof *rep);
-    PGconn *pg = open_conn(conninfo, &ci, err, errlen, &rc);
+    PGconn *pg = pgbank__connect_blocking(conninfo, &ci, err, errlen, &rc);
     if (!pg) {
         free(ci);
         return rc;

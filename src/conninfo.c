@@ -558,3 +558,28 @@ PGBANK__API char *pgbank_conninfo_normalize(const char *in, char *err,
     free(out);
     return NULL;
 }
+
+PGconn *pgbank__connect_blocking(const char *conninfo, char **ci, char *err, size_t errlen,
+                                 int *rc)
+{
+    *ci = pgbank_conninfo_normalize(conninfo ? conninfo : "", err, errlen);
+    if (!*ci) {
+        *rc = PGBANK_ECONNINFO;
+        return NULL;
+    }
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {*ci, "pgbank", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        *rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
+                           pg ? PQerrorMessage(pg) : "out of memory");
+        size_t n = err && errlen ? strlen(err) : 0;
+        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = '\0';
+        pgbank_conninfo_scrub(*ci, err, errlen);
+        PQfinish(pg);
+        return NULL;
+    }
+    *rc = 0;
+    return pg;
+}

@@ -17,6 +17,14 @@
 #else
 #define PGBANK__PRINTF(a, b)
 #define PGBANK__API
+/* A blocking libpq connection for the administrative parts (init, audit,
+ * history): *ci receives the normalised connection string (free() it, also
+ * on failure).  NULL on failure, with *rc set and a password-free reason in
+ * err. */
+struct pg_conn;
+struct pg_conn *pgbank__connect_blocking(const char *conninfo, char **ci, char *err,
+                                         size_t errlen, int *rc);
+
 #endif
 
 /* Monotonic clock in nanoseconds. */
@@ -28,5 +36,13 @@ void pgbank__strlcpy(char *dst, const char *src, size_t n);
 /* snprintf into err (when err && errlen), returns `code`. */
 int pgbank__fail(int code, char *err, size_t errlen, const char *fmt, ...)
     PGBANK__PRINTF(4, 5);
+
+/* A blocking libpq connection for the administrative parts (init, audit,
+ * history): *ci receives the normalised connection string (free() it, also
+ * on failure).  NULL on failure, with *rc set and a password-free reason in
+ * err. */
+struct pg_conn;
+struct pg_conn *pgbank__connect_blocking(const char *conninfo, char **ci, char *err,
+                                         size_t errlen, int *rc);
 
 #endif

@@ -308,52 +308,27 @@ static int grant_app_role(init_ctx *x, const char *role)
     return rc;
 }
 
-PGBANK__API int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err,
-                                            size_t errlen)
+/* Runs body(x, arg) in one transaction on a connection of its own:
+ * COMMIT when it returns 0, ROLLBACK otherwise (-2: PGBANK_ESCHEMA, else
+ * PGBANK_EDB).  The reason, password-free, is in err. */
+static int in_init_tx(const char *conninfo, int (*body)(init_ctx *, const char *),
+                      const char *arg, char *err, size_t errlen)
 {
-    if (!role || !*role || strlen(role) > 63)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen, "a role name must be 1 to 63 bytes");
-    int rc = pgbank_schema_init(conninfo, err, errlen);
-    if (rc != 0)
+    char *ci;
+    int rc;
+    PGconn *pg = pgbank__connect_blocking(conninfo, &ci, err, errlen, &rc);
+    if (!pg) {
+        free(ci);
         return rc;
-    char *ci = pgbank_conninfo_normalize(conninfo ? conninfo : "", err, errlen);
-    if (!ci)
-        return PGBANK_ECONNINFO;
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {ci, "pgbank", NULL};
-    init_ctx x = {PQconnectdbParams(keys, vals, 1), ci, err, errlen};
-    if (!x.pg || PQstatus(x.pg) != CONNECTION_OK)
-        rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
-                          x.pg ? PQerrorMessage(x.pg) : "out of memory");
-    else if (run(&x, "BEGIN", 0, NULL, NULL) < 0 || grant_app_role(&x, role) < 0 ||
-             run(&x, "COMMIT", 0, NULL, NULL) < 0)
-        rc = PGBANK_EDB;
-    if (rc && err && errlen)
-        pgbank_conninfo_scrub(ci, err, errlen);
-    PQfinish(x.pg);
-    free(ci);
-    return rc;
-}
-
-PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errlen)
-{
-    char *ci = pgbank_conninfo_normalize(conninfo ? conninfo : "", err, errlen);
-    if (!ci)
-        return PGBANK_ECONNINFO;
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {ci, "pgbank", NULL};
-    init_ctx x = {PQconnectdbParams(keys, vals, 1), ci, err, errlen};
-    int rc = 0;
-    if (!x.pg || PQstatus(x.pg) != CONNECTION_OK) {
-        rc = pgbank__fail(PGBANK_ECONNECT, err, errlen, "%s",
-                          x.pg ? PQerrorMessage(x.pg) : "out of memory");
-    } else if (run(&x, "BEGIN", 0, NULL, NULL) < 0 ||
-               run(&x, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) < 0) {
+    }
+    init_ctx x = {pg, ci, err, errlen};
+    if (run(&x, "BEGIN", 0, NULL, NULL) < 0 ||
+        run(&x, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) < 0) {
         rc = PGBANK_EDB;
     } else {
-        int r = init_tx(&x);
+        int r = body(&x, arg);
         if (r < 0) {
-            PQclear(PQexec(x.pg, "ROLLBACK"));
+            PQclear(PQexec(pg, "ROLLBACK"));
             rc = r == -2 ? PGBANK_ESCHEMA : PGBANK_EDB;
         } else if (run(&x, "COMMIT", 0, NULL, NULL) < 0) {
             rc = PGBANK_EDB;
@@ -365,7 +340,32 @@ PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errle
             err[--n] = '\0';
         pgbank_conninfo_scrub(ci, err, errlen);
     }
-    PQfinish(x.pg);
+    PQfinish(pg);
     free(ci);
     return rc;
+}
+
+static int init_body(init_ctx *x, const char *unused)
+{
+    (void)unused;
+    return init_tx(x);
+}
+
+static int init_and_grant_body(init_ctx *x, const char *role)
+{
+    int rc = init_tx(x);
+    return rc < 0 ? rc : grant_app_role(x, role);
+}
+
+PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errlen)
+{
+    return in_init_tx(conninfo, init_body, NULL, err, errlen);
+}
+
+PGBANK__API int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err,
+                                            size_t errlen)
+{
+    if (!role || !*role || strlen(role) > 63)
+        return pgbank__fail(PGBANK_EINVAL, err, errlen, "a role name must be 1 to 63 bytes");
+    return in_init_tx(conninfo, init_and_grant_body, role, err, errlen);
 }

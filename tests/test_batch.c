@@ -18,31 +18,7 @@ static pgbank_engine *engine(int connections, int inflight)
     o.conninfo = ci;
     o.connections = connections;
     o.batch_inflight = inflight;
-    pgbank_engine *eng = NULL;
-    char err[256];
-    if (pgbank_engine_new(&eng, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "engine: %s\n", err);
-        exit(1);
-    }
-    return eng;
-}
-
-static int64_t open_account(pgbank_engine *eng, int64_t balance)
-{
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_OPEN);
-    op.amount = balance;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    return op.result.account;
-}
-
-static int64_t balance_of(pgbank_engine *eng, int64_t id)
-{
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_BALANCE);
-    op.account = id;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    return op.result.balance;
+    return test_engine_opts(&o);
 }
 
 static void nothing(pgbank_op *op) { (void)op; }
@@ -61,7 +37,7 @@ static void test_a_batch_answers_each_operation_as_if_they_ran_one_by_one(void)
 {
     pgbank_engine *eng = engine(2, 1);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-    int64_t a = open_account(eng, 100), b = open_account(eng, 0);
+    int64_t a = test_open(eng, 100), b = test_open(eng, 0);
     pgbank_op ops[10];
     set(&ops[0], PGBANK_OP_WITHDRAW, a, 0, 30);     /* ok 70 (alone: the slot was free) */
     set(&ops[1], PGBANK_OP_WITHDRAW, a, 0, 80);     /* insufficient, 70 */
@@ -96,8 +72,8 @@ static void test_a_batch_answers_each_operation_as_if_they_ran_one_by_one(void)
     CHECK_I64(ops[8].result.balance, 0);
     CHECK_I64(ops[8].result.to_balance, 30);
     CHECK_STATUS(&ops[9], PGBANK_INVALID_AMOUNT);
-    CHECK_I64(balance_of(eng, a), 30);
-    CHECK_I64(balance_of(eng, b), 0);
+    CHECK_I64(test_balance(eng, a), 30);
+    CHECK_I64(test_balance(eng, b), 0);
     pgbank_engine_stats st;
     pgbank_engine_get_stats(eng, &st);
     CHECK_I64(st.batched_ops, 9);
@@ -105,40 +81,23 @@ static void test_a_batch_answers_each_operation_as_if_they_ran_one_by_one(void)
     pgbank_engine_free(eng);
 }
 
-typedef struct {
-    int ok, refused, other;
-} tally;
-
-static void count_done(pgbank_op *op)
-{
-    tally *t = op->user_data;
-    if (op->result.status == PGBANK_OK)
-        t->ok++;
-    else if (op->result.status == PGBANK_INSUFFICIENT_FUNDS)
-        t->refused++;
-    else {
-        fprintf(stderr, "  unexpected: %s (%s)\n", pgbank_status_name(op->result.status),
-                op->result.message);
-        t->other++;
-    }
-}
 
 static void test_a_hot_account_never_overdraws_under_batches(void)
 {
     pgbank_engine *eng = engine(4, 2);
-    int64_t id = open_account(eng, 1000);
+    int64_t id = test_open(eng, 1000);
     static pgbank_op ops[3000];
-    tally t = {0, 0, 0};
+    tally t = {0, 0, 0, 0};
     for (int i = 0; i < 3000; i++) {
         set(&ops[i], PGBANK_OP_WITHDRAW, id, 0, 1);
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
     CHECK(pgbank_engine_run(eng, 60000) == 0);
     CHECK_I64(t.ok, 1000);
     CHECK_I64(t.refused, 2000);
-    CHECK_I64(balance_of(eng, id), 0);
+    CHECK_I64(test_balance(eng, id), 0);
     /* the first 1000 in arrival order succeeded */
     for (int i = 0; i < 3000; i++)
         CHECK(ops[i].result.status == (i < 1000 ? PGBANK_OK : PGBANK_INSUFFICIENT_FUNDS));
@@ -154,15 +113,15 @@ static void test_opposite_transfers_in_concurrent_batches_never_deadlock(void)
     pgbank_engine *e1 = engine(2, 2), *e2 = engine(2, 2);
     int64_t ids[6];
     for (int i = 0; i < 6; i++)
-        ids[i] = open_account(e1, 1000);
+        ids[i] = test_open(e1, 1000);
     static pgbank_op ops[4000];
-    tally t = {0, 0, 0};
+    tally t = {0, 0, 0, 0};
     for (int i = 0; i < 4000; i++) {
         int64_t from = ids[i % 6], to = ids[(i * 7 + 3) % 6];
         if (from == to)
             to = ids[(i + 1) % 6];
         set(&ops[i], PGBANK_OP_TRANSFER, (i % 2) ? from : to, (i % 2) ? to : from, 1 + i % 5);
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(i % 2 ? e1 : e2, &ops[i]) == 0);
     }
@@ -176,7 +135,7 @@ static void test_opposite_transfers_in_concurrent_batches_never_deadlock(void)
     CHECK_I64(t.ok + t.refused, 4000);
     int64_t total = 0;
     for (int i = 0; i < 6; i++)
-        total += balance_of(e1, ids[i]);
+        total += test_balance(e1, ids[i]);
     CHECK_I64(total, 6000);
     pgbank_engine_free(e1);
     pgbank_engine_free(e2);
@@ -185,21 +144,21 @@ static void test_opposite_transfers_in_concurrent_batches_never_deadlock(void)
 static void test_batch_passes_the_race_and_the_audit(void)
 {
     pgbank_engine *eng = engine(4, 2);
-    int64_t id = open_account(eng, 1000);
+    int64_t id = test_open(eng, 1000);
     pgbank_gate gate;
     pgbank_gate_init(&gate, 50);
     pgbank_op ops[50];
-    tally t = {0, 0, 0};
+    tally t = {0, 0, 0, 0};
     for (int i = 0; i < 50; i++) {
         set(&ops[i], PGBANK_OP_WITHDRAW, id, 0, 10);
         ops[i].gate = &gate;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
     CHECK(pgbank_engine_run(eng, 30000) == 0);
     CHECK_I64(t.ok, 50);
-    CHECK_I64(balance_of(eng, id), 500);
+    CHECK_I64(test_balance(eng, id), 500);
     pgbank_audit_report rep;
     char err[256];
     CHECK_I64(pgbank_audit(ci, &rep, NULL, NULL, err, sizeof err), 1);

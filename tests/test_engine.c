@@ -14,50 +14,10 @@
 
 static const char *conninfo;
 
-static pgbank_engine *engine(int connections)
-{
-    pgbank_options o;
-    pgbank_options_init(&o);
-    o.conninfo = conninfo;
-    o.connections = connections;
-    pgbank_engine *eng = NULL;
-    char err[256];
-    if (pgbank_engine_new(&eng, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "engine: %s\n", err);
-        exit(1);
-    }
-    return eng;
-}
-
-static int64_t open_account(pgbank_engine *eng, int64_t balance)
-{
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_OPEN);
-    op.amount = balance;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    CHECK_STATUS(&op, PGBANK_OK);
-    return op.result.account;
-}
-
-static int64_t balance_of(pgbank_engine *eng, int64_t id)
-{
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_BALANCE);
-    op.account = id;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    CHECK_STATUS(&op, PGBANK_OK);
-    return op.result.balance;
-}
-
+static pgbank_engine *engine(int connections) { return test_engine(conninfo, connections); }
 static pgbank_op withdraw(pgbank_engine *eng, pgbank_strategy s, int64_t id, int64_t amount)
 {
-    pgbank_op op;
-    pgbank_op_init(&op, PGBANK_OP_WITHDRAW);
-    op.strategy = s;
-    op.account = id;
-    op.amount = amount;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    return op;
+    return test_run(eng, PGBANK_OP_WITHDRAW, s, id, 0, amount, NULL);
 }
 
 static int statements_sent;
@@ -74,14 +34,14 @@ static void test_each_strategy_withdraws_refuses_and_rejects(void)
 {
     pgbank_engine *eng = engine(1);
     for (int s = 0; s < PGBANK_STRATEGY_COUNT; s++) {
-        int64_t id = open_account(eng, 100);
+        int64_t id = test_open(eng, 100);
         pgbank_op op = withdraw(eng, (pgbank_strategy)s, id, 80);
         CHECK_STATUS(&op, PGBANK_OK);
         CHECK_I64(op.result.balance, 20);
         op = withdraw(eng, (pgbank_strategy)s, id, 80);
         CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);
         CHECK_I64(op.result.balance, 20);
-        CHECK_I64(balance_of(eng, id), 20);
+        CHECK_I64(test_balance(eng, id), 20);
         op = withdraw(eng, (pgbank_strategy)s, 987654321, 10);
         CHECK_STATUS(&op, PGBANK_NO_SUCH_ACCOUNT);
         op = withdraw(eng, (pgbank_strategy)s, id, 20); /* down to exactly zero */
@@ -100,7 +60,7 @@ static void test_invalid_amounts_are_rejected_before_anything_is_sent(void)
     o.echo = count_echo;
     pgbank_engine *eng = NULL;
     CHECK(pgbank_engine_new(&eng, &o, NULL, 0) == 0);
-    int64_t id = open_account(eng, 100);
+    int64_t id = test_open(eng, 100);
     int64_t bad[] = {0, -5, INT64_MIN};
     for (int s = 0; s < PGBANK_STRATEGY_COUNT; s++) {
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -110,7 +70,7 @@ static void test_invalid_amounts_are_rejected_before_anything_is_sent(void)
             CHECK_I64(statements_sent, before);
         }
     }
-    CHECK_I64(balance_of(eng, id), 100);
+    CHECK_I64(test_balance(eng, id), 100);
     pgbank_engine_free(eng);
 }
 
@@ -134,7 +94,7 @@ static void test_the_seeds_integer_table_works_and_bounds_amounts(void)
     o.connections = 1;
     pgbank_engine *eng = NULL;
     CHECK(pgbank_engine_new(&eng, &o, NULL, 0) == 0);
-    CHECK_I64(balance_of(eng, 1), 100);
+    CHECK_I64(test_balance(eng, 1), 100);
     for (int s = 0; s < PGBANK_STRATEGY_COUNT; s++) {
         pgbank_op op = withdraw(eng, (pgbank_strategy)s, 1, 3000000000LL);
         CHECK_STATUS(&op, PGBANK_INVALID_AMOUNT);
@@ -144,7 +104,7 @@ static void test_the_seeds_integer_table_works_and_bounds_amounts(void)
     pgbank_op op = withdraw(eng, PGBANK_ATOMIC, 1, 80);
     CHECK_STATUS(&op, PGBANK_OK);
     CHECK_I64(op.result.balance, 20);
-    int64_t id = open_account(eng, 7); /* no id default: numbered by max + 1 */
+    int64_t id = test_open(eng, 7); /* no id default: numbered by max + 1 */
     CHECK_I64(id, 2);
     pgbank_engine_free(eng);
     PQclear(PQexec(pg, "DROP SCHEMA seedtest CASCADE"));
@@ -153,32 +113,13 @@ static void test_the_seeds_integer_table_works_and_bounds_amounts(void)
 
 /* --- concurrency through one engine in one thread --------------------------- */
 
-typedef struct {
-    int ok, refused, other;
-    int64_t paid;
-} tally;
-
-static void count_done(pgbank_op *op)
-{
-    tally *t = op->user_data;
-    if (op->result.status == PGBANK_OK) {
-        t->ok++;
-        t->paid += op->amount;
-    } else if (op->result.status == PGBANK_INSUFFICIENT_FUNDS) {
-        t->refused++;
-    } else {
-        fprintf(stderr, "unexpected: %s %s\n", pgbank_status_name(op->result.status),
-                op->result.message);
-        t->other++;
-    }
-}
 
 /* n withdrawals of `amount` from one account holding `start`, all at once. */
 static tally race(pgbank_strategy s, int n, int64_t start, int64_t amount, int64_t *final)
 {
     pgbank_engine *eng = engine(n);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0); /* a cold pool hides the race */
-    int64_t id = open_account(eng, start);
+    int64_t id = test_open(eng, start);
     tally t = {0, 0, 0, 0};
     pgbank_gate gate;
     pgbank_gate_init(&gate, n);
@@ -189,12 +130,12 @@ static tally race(pgbank_strategy s, int n, int64_t start, int64_t amount, int64
         ops[i].account = id;
         ops[i].amount = amount;
         ops[i].gate = &gate;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
     CHECK(pgbank_engine_run(eng, 60000) == 0);
-    *final = balance_of(eng, id);
+    *final = test_balance(eng, id);
     pgbank_engine_free(eng);
     free(ops);
     return t;
@@ -260,7 +201,7 @@ static void test_shutdown_completes_every_operation_once(void)
 {
     pgbank_engine *eng = engine(4);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-    int64_t id = open_account(eng, 100);
+    int64_t id = test_open(eng, 100);
     pgbank_gate gate;
     pgbank_gate_init(&gate, 3); /* only 2 come: they hold their transactions open */
     pgbank_op ops[6];
@@ -284,7 +225,7 @@ static void test_shutdown_completes_every_operation_once(void)
     CHECK(ops[0].result.status == PGBANK_SHUT_DOWN);
     CHECK(ops[1].result.status == PGBANK_SHUT_DOWN);
     pgbank_engine *check = engine(1);
-    int64_t left = balance_of(check, id);
+    int64_t left = test_balance(check, id);
     int64_t taken = 0;
     for (int i = 2; i < 6; i++)
         if (ops[i].result.status == PGBANK_UNKNOWN_OUTCOME)
@@ -297,7 +238,7 @@ static void test_a_killed_connection_ends_the_operation_once_and_applies_nothing
 {
     pgbank_engine *eng = engine(2);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-    int64_t id = open_account(eng, 100);
+    int64_t id = test_open(eng, 100);
     pgbank_gate gate;
     pgbank_gate_init(&gate, 2);
     pgbank_op op;
@@ -320,7 +261,7 @@ static void test_a_killed_connection_ends_the_operation_once_and_applies_nothing
     CHECK_I64(completions, 1);
     CHECK_STATUS(&op, PGBANK_DB_ERROR);
     CHECK_STR(op.result.sqlstate, "08006");
-    CHECK_I64(balance_of(eng, id), 100); /* the engine reconnected; nothing applied */
+    CHECK_I64(test_balance(eng, id), 100); /* the engine reconnected; nothing applied */
     pgbank_engine_free(eng);
 }
 
@@ -358,7 +299,7 @@ static void app_timer(void *arg, long ms)
 static void test_the_engine_runs_from_the_applications_own_poll_loop(void)
 {
     pgbank_engine *eng = engine(4);
-    int64_t id = open_account(eng, 1000);
+    int64_t id = test_open(eng, 1000);
     app_loop l = {.nfds = 0, .timeout = -1};
     CHECK(pgbank_engine_set_loop(eng, app_socket, app_timer, &l) == 0);
     tally t = {0, 0, 0, 0};
@@ -368,7 +309,7 @@ static void test_the_engine_runs_from_the_applications_own_poll_loop(void)
         ops[i].strategy = (pgbank_strategy)(i % 2 ? PGBANK_ATOMIC : PGBANK_FOR_UPDATE);
         ops[i].account = id;
         ops[i].amount = 10;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
@@ -391,7 +332,7 @@ static void test_the_engine_runs_from_the_applications_own_poll_loop(void)
     CHECK_I64(t.ok, 40);
     CHECK_I64(l.nfds, 4);
     CHECK(pgbank_engine_set_loop(eng, NULL, NULL, NULL) == 0);
-    CHECK_I64(balance_of(eng, id), 600);
+    CHECK_I64(test_balance(eng, id), 600);
     pgbank_engine_free(eng);
 }
 
@@ -401,7 +342,7 @@ static void test_one_thread_drives_64_connections(void)
     CHECK(pgbank_engine_wait_connected(eng, 30000) == 0);
     int64_t ids[8];
     for (int i = 0; i < 8; i++)
-        ids[i] = open_account(eng, 10000);
+        ids[i] = test_open(eng, 10000);
     tally t = {0, 0, 0, 0};
     static pgbank_op ops[640];
     for (int i = 0; i < 640; i++) {
@@ -409,14 +350,14 @@ static void test_one_thread_drives_64_connections(void)
         ops[i].strategy = (pgbank_strategy)(i % 2 ? PGBANK_ATOMIC : PGBANK_FOR_UPDATE);
         ops[i].account = ids[i % 8];
         ops[i].amount = 1;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
     CHECK(pgbank_engine_run(eng, 60000) == 0);
     CHECK_I64(t.ok, 640);
     for (int i = 0; i < 8; i++)
-        CHECK_I64(balance_of(eng, ids[i]), 10000 - 80);
+        CHECK_I64(test_balance(eng, ids[i]), 10000 - 80);
     pgbank_engine_free(eng);
 }
 

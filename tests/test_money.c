@@ -24,44 +24,10 @@ static pgbank_engine *engine_on(const char *ci, int connections, pgbank_log_fn e
     o.echo = echo;
     o.retry_max = 200;
     o.retry_budget_ms = 30000;
-    pgbank_engine *eng = NULL;
-    char err[256];
-    if (pgbank_engine_new(&eng, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "engine: %s\n", err);
-        exit(1);
-    }
-    return eng;
+    return test_engine_opts(&o);
 }
 
 static pgbank_engine *engine(int connections) { return engine_on(conninfo, connections, NULL); }
-
-static pgbank_op run_op(pgbank_engine *eng, pgbank_op_kind kind, pgbank_strategy s, int64_t a,
-                        int64_t b, int64_t amount, const char *key)
-{
-    pgbank_op op;
-    pgbank_op_init(&op, kind);
-    op.strategy = s;
-    op.account = a;
-    op.to_account = b;
-    op.amount = amount;
-    op.key = key;
-    CHECK(pgbank_execute(eng, &op) == 0);
-    return op;
-}
-
-static int64_t open_account(pgbank_engine *eng, int64_t balance)
-{
-    pgbank_op op = run_op(eng, PGBANK_OP_OPEN, PGBANK_ATOMIC, 0, 0, balance, NULL);
-    CHECK_STATUS(&op, PGBANK_OK);
-    return op.result.account;
-}
-
-static int64_t balance_of(pgbank_engine *eng, int64_t id)
-{
-    pgbank_op op = run_op(eng, PGBANK_OP_BALANCE, PGBANK_ATOMIC, id, 0, 0, NULL);
-    CHECK_STATUS(&op, PGBANK_OK);
-    return op.result.balance;
-}
 
 static int64_t sql_int(const char *ci, const char *sql)
 {
@@ -84,17 +50,17 @@ static void test_deposits_add_money_with_every_safe_strategy(void)
 {
     pgbank_engine *eng = engine(1);
     for (int k = 0; k < NSAFE; k++) {
-        int64_t id = open_account(eng, 10);
-        pgbank_op op = run_op(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, 50, NULL);
+        int64_t id = test_open(eng, 10);
+        pgbank_op op = test_run(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, 50, NULL);
         CHECK_STATUS(&op, PGBANK_OK);
         CHECK_I64(op.result.balance, 60);
-        op = run_op(eng, PGBANK_OP_DEPOSIT, safe[k], 987654321, 0, 5, NULL);
+        op = test_run(eng, PGBANK_OP_DEPOSIT, safe[k], 987654321, 0, 5, NULL);
         CHECK_STATUS(&op, PGBANK_NO_SUCH_ACCOUNT);
-        op = run_op(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, 0, NULL);
+        op = test_run(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, 0, NULL);
         CHECK_STATUS(&op, PGBANK_INVALID_AMOUNT);
-        op = run_op(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, INT64_MAX - 10, NULL);
+        op = test_run(eng, PGBANK_OP_DEPOSIT, safe[k], id, 0, INT64_MAX - 10, NULL);
         CHECK_STATUS(&op, PGBANK_INVALID_AMOUNT); /* the balance would overflow */
-        CHECK_I64(balance_of(eng, id), 60);
+        CHECK_I64(test_balance(eng, id), 60);
     }
     pgbank_engine_free(eng);
 }
@@ -104,71 +70,54 @@ static void test_transfers_move_money_or_change_nothing(void)
     pgbank_engine *eng = engine(1);
     for (int k = 0; k < NSAFE; k++) {
         for (int order = 0; order < 2; order++) { /* lower id first, and higher id first */
-            int64_t x = open_account(eng, 100), y = open_account(eng, 0);
+            int64_t x = test_open(eng, 100), y = test_open(eng, 0);
             int64_t a = order ? y : x, b = order ? x : y; /* a holds 100 */
             if (order) {
-                run_op(eng, PGBANK_OP_TRANSFER, PGBANK_ATOMIC, x, y, 100, NULL);
+                test_run(eng, PGBANK_OP_TRANSFER, PGBANK_ATOMIC, x, y, 100, NULL);
             }
-            pgbank_op op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 30, NULL);
+            pgbank_op op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 30, NULL);
             CHECK_STATUS(&op, PGBANK_OK);
             CHECK_I64(op.result.balance, 70);
             CHECK_I64(op.result.to_balance, 30);
-            op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 500, NULL);
+            op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 500, NULL);
             CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);
             CHECK_I64(op.result.balance, 70);
-            op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], a, a, 5, NULL);
+            op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], a, a, 5, NULL);
             CHECK_STATUS(&op, PGBANK_INVALID_INPUT);
-            op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], a, 987654321, 5, NULL);
+            op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], a, 987654321, 5, NULL);
             CHECK_STATUS(&op, PGBANK_NO_SUCH_ACCOUNT);
-            op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], 987654321, a, 5, NULL);
+            op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], 987654321, a, 5, NULL);
             CHECK_STATUS(&op, PGBANK_NO_SUCH_ACCOUNT);
-            CHECK_I64(balance_of(eng, a), 70);
-            CHECK_I64(balance_of(eng, b), 30);
+            CHECK_I64(test_balance(eng, a), 70);
+            CHECK_I64(test_balance(eng, b), 30);
         }
     }
     pgbank_engine_free(eng);
 }
 
-typedef struct {
-    int ok, refused, other;
-} tally;
-
-static void count_done(pgbank_op *op)
-{
-    tally *t = op->user_data;
-    if (op->result.status == PGBANK_OK)
-        t->ok++;
-    else if (op->result.status == PGBANK_INSUFFICIENT_FUNDS)
-        t->refused++;
-    else {
-        fprintf(stderr, "  unexpected: %s (%s %s)\n", pgbank_status_name(op->result.status),
-                op->result.sqlstate, op->result.message);
-        t->other++;
-    }
-}
 
 static void test_opposite_transfers_from_many_clients_never_deadlock(void)
 {
     for (int k = 0; k < NSAFE; k++) {
         pgbank_engine *eng = engine(16);
         CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-        int64_t a = open_account(eng, 1000), b = open_account(eng, 1000);
+        int64_t a = test_open(eng, 1000), b = test_open(eng, 1000);
         static pgbank_op ops[400];
-        tally t = {0, 0, 0};
+        tally t = {0, 0, 0, 0};
         for (int i = 0; i < 400; i++) {
             pgbank_op_init(&ops[i], PGBANK_OP_TRANSFER);
             ops[i].strategy = safe[k];
             ops[i].account = i % 2 ? a : b;
             ops[i].to_account = i % 2 ? b : a;
             ops[i].amount = 1 + i % 7;
-            ops[i].done = count_done;
+            ops[i].done = tally_done;
             ops[i].user_data = &t;
             CHECK(pgbank_submit(eng, &ops[i]) == 0);
         }
         CHECK(pgbank_engine_run(eng, 120000) == 0);
         CHECK_I64(t.other, 0); /* no deadlock (40P01), no error */
         CHECK_I64(t.ok + t.refused, 400);
-        CHECK_I64(balance_of(eng, a) + balance_of(eng, b), 2000);
+        CHECK_I64(test_balance(eng, a) + test_balance(eng, b), 2000);
         pgbank_engine_free(eng);
     }
 }
@@ -177,18 +126,18 @@ static void test_serializable_under_contention_ends_exact(void)
 {
     pgbank_engine *eng = engine(50);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-    int64_t id = open_account(eng, 1000);
+    int64_t id = test_open(eng, 1000);
     pgbank_gate gate;
     pgbank_gate_init(&gate, 50); /* every read before any write: the worst case */
     static pgbank_op ops[50];
-    tally t = {0, 0, 0};
+    tally t = {0, 0, 0, 0};
     for (int i = 0; i < 50; i++) {
         pgbank_op_init(&ops[i], PGBANK_OP_WITHDRAW);
         ops[i].strategy = PGBANK_SERIALIZABLE;
         ops[i].account = id;
         ops[i].amount = 10;
         ops[i].gate = &gate;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }
@@ -197,7 +146,7 @@ static void test_serializable_under_contention_ends_exact(void)
     for (int i = 0; i < 50; i++)
         retries += ops[i].result.retries;
     CHECK_I64(t.ok, 50);
-    CHECK_I64(balance_of(eng, id), 500);
+    CHECK_I64(test_balance(eng, id), 500);
     CHECK(retries >= 49); /* all but one lost the first round */
     printf("  50 serializable withdrawals, all read first: exact, %d retries\n", retries);
     pgbank_engine_free(eng);
@@ -210,37 +159,37 @@ static void test_a_keyed_withdrawal_replays_and_a_reused_key_conflicts(void)
         char key[64], key2[64];
         snprintf(key, sizeof key, "replay-%d-%lld", k, (long long)pgbank_engine_pending(eng) + (long long)getpid());
         snprintf(key2, sizeof key2, "refusal-%d-%d", k, (int)getpid());
-        int64_t id = open_account(eng, 100);
-        pgbank_op op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 10, key);
+        int64_t id = test_open(eng, 100);
+        pgbank_op op = test_run(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 10, key);
         CHECK_STATUS(&op, PGBANK_OK);
         CHECK_I64(op.result.balance, 90);
         CHECK_I64(op.result.replayed, 0);
-        op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 10, key);
+        op = test_run(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 10, key);
         CHECK_STATUS(&op, PGBANK_OK);
         CHECK_I64(op.result.balance, 90);
         CHECK_I64(op.result.replayed, 1);
-        op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 11, key);
+        op = test_run(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 11, key);
         CHECK_STATUS(&op, PGBANK_CONFLICT);
-        CHECK_I64(balance_of(eng, id), 90);
+        CHECK_I64(test_balance(eng, id), 90);
         /* A refusal is remembered: money arriving later cannot flip it. */
-        op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 500, key2);
+        op = test_run(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 500, key2);
         CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);
-        run_op(eng, PGBANK_OP_DEPOSIT, PGBANK_ATOMIC, id, 0, 1000, NULL);
-        op = run_op(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 500, key2);
+        test_run(eng, PGBANK_OP_DEPOSIT, PGBANK_ATOMIC, id, 0, 1000, NULL);
+        op = test_run(eng, PGBANK_OP_WITHDRAW, safe[k], id, 0, 500, key2);
         CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);
         CHECK_I64(op.result.replayed, 1);
         CHECK(strstr(op.result.message, "requested 500") != NULL); /* and says why */
-        CHECK_I64(balance_of(eng, id), 1090);
+        CHECK_I64(test_balance(eng, id), 1090);
         /* Keyed transfers too. */
-        int64_t to = open_account(eng, 0);
+        int64_t to = test_open(eng, 0);
         snprintf(key, sizeof key, "transfer-%d-%d", k, (int)getpid());
-        op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], id, to, 90, key);
+        op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], id, to, 90, key);
         CHECK_STATUS(&op, PGBANK_OK);
-        op = run_op(eng, PGBANK_OP_TRANSFER, safe[k], id, to, 90, key);
+        op = test_run(eng, PGBANK_OP_TRANSFER, safe[k], id, to, 90, key);
         CHECK_STATUS(&op, PGBANK_OK);
         CHECK_I64(op.result.replayed, 1);
         CHECK_I64(op.result.to_balance, 90);
-        CHECK_I64(balance_of(eng, to), 90);
+        CHECK_I64(test_balance(eng, to), 90);
     }
     pgbank_engine_free(eng);
 }
@@ -281,7 +230,7 @@ static void note_done(pgbank_op *op)
 static void check_once(pgbank_engine *eng, int64_t id, const char *key, int64_t want_balance)
 {
     char sql[300];
-    CHECK_I64(balance_of(eng, id), want_balance);
+    CHECK_I64(test_balance(eng, id), want_balance);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pgbank_journal WHERE key = '%s'", key);
     CHECK_I64(sql_int(conninfo, sql), 1);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pgbank_keys WHERE key = '%s' AND status = 'ok'",
@@ -292,7 +241,7 @@ static void check_once(pgbank_engine *eng, int64_t id, const char *key, int64_t 
 static void test_a_backend_killed_before_commit_lands_is_applied_exactly_once(void)
 {
     pgbank_engine *eng = engine_on(conninfo, 1, kill_on_commit);
-    int64_t id = open_account(eng, 100);
+    int64_t id = test_open(eng, 100);
     char key[64];
     snprintf(key, sizeof key, "kill-before-%d", (int)getpid());
     pgbank_op op;
@@ -332,7 +281,7 @@ static void no_timer(void *arg, long ms)
 static void test_a_reply_lost_after_commit_is_resolved_by_key_exactly_once(void)
 {
     pgbank_engine *eng = engine_on(conninfo, 1, kill_on_commit);
-    int64_t id = open_account(eng, 100);
+    int64_t id = test_open(eng, 100);
     char key[64], sql[200];
     snprintf(key, sizeof key, "kill-after-%d", (int)getpid());
     CHECK(pgbank_engine_set_loop(eng, one_socket, no_timer, NULL) == 0);
@@ -394,16 +343,16 @@ static void history_row(void *arg, const pgbank_journal_entry *e)
 static void test_the_journal_and_audit_hold_after_safe_strategies(void)
 {
     pgbank_engine *eng = engine_on(schema_ci, 8, NULL);
-    int64_t a = open_account(eng, 500), b = open_account(eng, 0);
+    int64_t a = test_open(eng, 500), b = test_open(eng, 0);
     for (int k = 0; k < NSAFE; k++) {
-        run_op(eng, PGBANK_OP_WITHDRAW, safe[k], a, 0, 7, NULL);
-        run_op(eng, PGBANK_OP_DEPOSIT, safe[k], b, 0, 5, NULL);
-        run_op(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 20, NULL);
+        test_run(eng, PGBANK_OP_WITHDRAW, safe[k], a, 0, 7, NULL);
+        test_run(eng, PGBANK_OP_DEPOSIT, safe[k], b, 0, 5, NULL);
+        test_run(eng, PGBANK_OP_TRANSFER, safe[k], a, b, 20, NULL);
     }
     int64_t sum = 0;
     char err[256];
     CHECK(pgbank_history(schema_ci, a, 0, history_row, &sum, err, sizeof err) == 0);
-    CHECK_I64(sum, balance_of(eng, a));
+    CHECK_I64(sum, test_balance(eng, a));
     CHECK(pgbank_history(schema_ci, 987654321, 0, history_row, &sum, err, sizeof err) ==
           PGBANK_ENOTFOUND);
     pgbank_audit_report rep;
@@ -419,18 +368,18 @@ static void test_the_audit_fails_after_unsafe_strategies_lose_money(void)
 {
     pgbank_engine *eng = engine_on(schema_ci, 10, NULL);
     CHECK(pgbank_engine_wait_connected(eng, 20000) == 0);
-    int64_t id = open_account(eng, 1000);
+    int64_t id = test_open(eng, 1000);
     pgbank_gate gate;
     pgbank_gate_init(&gate, 10);
     pgbank_op ops[10];
-    tally t = {0, 0, 0};
+    tally t = {0, 0, 0, 0};
     for (int i = 0; i < 10; i++) {
         pgbank_op_init(&ops[i], PGBANK_OP_WITHDRAW);
         ops[i].strategy = PGBANK_EXPLICIT;
         ops[i].account = id;
         ops[i].amount = 10;
         ops[i].gate = &gate;
-        ops[i].done = count_done;
+        ops[i].done = tally_done;
         ops[i].user_data = &t;
         CHECK(pgbank_submit(eng, &ops[i]) == 0);
     }

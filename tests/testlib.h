@@ -79,4 +79,78 @@ static inline const char *test_conninfo(void)
     return buf;
 }
 
+/* --- helpers for the engine tests ------------------------------------------ */
+
+/* An engine with the default options but `connections`; exits on error. */
+static inline pgbank_engine *test_engine_opts(const pgbank_options *o)
+{
+    pgbank_engine *eng = NULL;
+    char err[256];
+    if (pgbank_engine_new(&eng, o, err, sizeof err) != 0) {
+        fprintf(stderr, "engine: %s\n", err);
+        exit(1);
+    }
+    return eng;
+}
+
+static inline pgbank_engine *test_engine(const char *conninfo, int connections)
+{
+    pgbank_options o;
+    pgbank_options_init(&o);
+    o.conninfo = conninfo;
+    o.connections = connections;
+    return test_engine_opts(&o);
+}
+
+/* One operation, blocking. */
+static inline pgbank_op test_run(pgbank_engine *eng, pgbank_op_kind kind, pgbank_strategy s,
+                                 int64_t account, int64_t to, int64_t amount, const char *key)
+{
+    pgbank_op op;
+    pgbank_op_init(&op, kind);
+    op.strategy = s;
+    op.account = account;
+    op.to_account = to;
+    op.amount = amount;
+    op.key = key;
+    CHECK(pgbank_execute(eng, &op) == 0);
+    return op;
+}
+
+static inline int64_t test_open(pgbank_engine *eng, int64_t balance)
+{
+    pgbank_op op = test_run(eng, PGBANK_OP_OPEN, PGBANK_ATOMIC, 0, 0, balance, NULL);
+    CHECK_STATUS(&op, PGBANK_OK);
+    return op.result.account;
+}
+
+static inline int64_t test_balance(pgbank_engine *eng, int64_t id)
+{
+    pgbank_op op = test_run(eng, PGBANK_OP_BALANCE, PGBANK_ATOMIC, id, 0, 0, NULL);
+    CHECK_STATUS(&op, PGBANK_OK);
+    return op.result.balance;
+}
+
+/* Outcomes of many asynchronous operations: set op->user_data to a tally
+ * and op->done to tally_done. */
+typedef struct {
+    int ok, refused, other;
+    int64_t paid;
+} tally;
+
+static inline void tally_done(pgbank_op *op)
+{
+    tally *t = op->user_data;
+    if (op->result.status == PGBANK_OK) {
+        t->ok++;
+        t->paid += op->amount;
+    } else if (op->result.status == PGBANK_INSUFFICIENT_FUNDS) {
+        t->refused++;
+    } else {
+        fprintf(stderr, "  unexpected: %s (%s %s)\n", pgbank_status_name(op->result.status),
+                op->result.sqlstate, op->result.message);
+        t->other++;
+    }
+}
+
 #endif
