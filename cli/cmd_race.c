@@ -387,9 +387,8 @@ static const char *lock_name(pgbank_strategy s)
     case PGBANK_BEGIN: return "none";
     case PGBANK_FOR_UPDATE: return "row lock";
     case PGBANK_ATOMIC: return "atomic UPDATE";
-#ifdef PGBANK_HAS_SERIALIZABLE
     case PGBANK_SERIALIZABLE: return "SSI + retry";
-#endif
+    case PGBANK_BATCH: return "rows, id order";
     default: return "-";
     }
 }
