@@ -74,6 +74,7 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     pgbank_op *op;
     if (c->batch) {
         c->batch = 0;
+        c->solo = 0;
         eng->batches_inflight--;
     }
     while ((op = c->head) != NULL) {

@@ -41,6 +41,7 @@ typedef struct pgbank__conn {
     int64_t deadline_ns; /* connect timeout, or reopen time when broken */
     int backoff_ms;
     int batch;     /* operations in the batch in flight (batch.c), 0 if none */
+    int solo;      /* ... sent through pgbank_batch_one() */
     char *buf;     /* the batch's array text, reused */
     size_t bufcap;
 } pgbank__conn;

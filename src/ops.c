@@ -190,6 +190,7 @@ static int send_change(pgbank__conn *c, const pgbank_op *op, int debit, int64_t 
         return pgbank__conn_send(c, debit ? SQL_DEBIT : SQL_CREDIT, p.v);
     p.v[2] = what;
     p.v[3] = op->key;
+    p.v[4] = pgbank_strategy_name(op->strategy);
     return pgbank__conn_send(c, debit ? SQL_DEBIT_J : SQL_CREDIT_J, p.v);
 }
 

@@ -23,8 +23,10 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_SAVEPOINT] = {"pgbank_savepoint", "SAVEPOINT pgbank_work", 0, 0},
     [SQL_ROLLBACK_TO_SAVEPOINT] = {"pgbank_rollback_to", "ROLLBACK TO SAVEPOINT pgbank_work", 0,
                                    0},
-    /* balance type, id type, whether id has a default, whether the journal
-     * and key tables exist.  No row: the accounts table is missing. */
+    /* balance type, id type, whether id has a default, whether schema 3 is
+     * complete (journal, keys with their message, the batch function: an
+     * older schema works without them until `pgbank init` upgrades it).
+     * No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
@@ -32,6 +34,10 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    " AND to_regclass('pgbank_keys') IS NOT NULL"
                    " AND to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[],"
                    "bigint)') IS NOT NULL"
+                   " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint,bigint)')"
+                   " IS NOT NULL"
+                   " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
+                   "'pgbank_keys') AND attname = 'message')"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -63,19 +69,19 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                              "INSERT INTO accounts (id, balance)"
                              " SELECT COALESCE(max(id), 0) + 1, $1 FROM accounts RETURNING id",
                              1, 0},
-    /* $1 id, $2 amount, $3 journal op, $4 key */
+    /* $1 id, $2 amount, $3 journal op, $4 key, $5 strategy */
     [SQL_DEBIT_J] = {"pgbank_debit_j",
                      "WITH u AS (UPDATE accounts SET balance = balance - $2"
                      " WHERE id = $1 AND balance >= $2 RETURNING id, balance) " JOURNAL_INSERT
-                     "SELECT id, $3::text, -$2::bigint, balance, 'atomic', $4::text FROM u"
+                     "SELECT id, $3::text, -$2::bigint, balance, $5::text, $4::text FROM u"
                      " RETURNING balance_after",
-                     4, 1},
+                     5, 1},
     [SQL_CREDIT_J] = {"pgbank_credit_j",
                       "WITH u AS (UPDATE accounts SET balance = balance + $2"
                       " WHERE id = $1 RETURNING id, balance) " JOURNAL_INSERT
-                      "SELECT id, $3::text, $2::bigint, balance, 'atomic', $4::text FROM u"
+                      "SELECT id, $3::text, $2::bigint, balance, $5::text, $4::text FROM u"
                       " RETURNING balance_after",
-                      4, 1},
+                      5, 1},
     [SQL_OPEN_J] = {"pgbank_open_j",
                     "WITH a AS (INSERT INTO accounts (balance) VALUES ($1) RETURNING id, balance) "
                     JOURNAL_INSERT "SELECT id, 'open', balance, balance, NULL, NULL FROM a"
@@ -105,4 +111,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    "SELECT status, bal, to_bal FROM pgbank_batch($1::smallint[], $2::bigint[],"
                    " $3::bigint[], $4::bigint[], $5::bigint)",
                    5, 1},
+    /* $1 kind, $2 account, $3 amount, $4 the balance column's maximum */
+    [SQL_BATCH_ONE] = {"pgbank_batch_one",
+                       "SELECT status, bal FROM pgbank_batch_one($1::smallint, $2::bigint,"
+                       " $3::bigint, $4::bigint)",
+                       4, 1},
 };

@@ -31,7 +31,8 @@ typedef enum pgbank__sql_id {
     SQL_KEY_CLAIM, /* idempotency: claim a key, or find it taken */
     SQL_KEY_READ,
     SQL_KEY_SET,
-    SQL_BATCH, /* many operations, one round trip, one commit (schema 3) */
+    SQL_BATCH,     /* many operations, one round trip, one commit (schema 3) */
+    SQL_BATCH_ONE, /* a batch of one withdrawal or deposit, without the arrays */
     SQL__COUNT
 } pgbank__sql_id;
 
