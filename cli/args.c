@@ -173,8 +173,19 @@ static int looks_whole(const char *s)
 static int invalid_number(const cli *c, const char *what, const char *s,
                           const char *reason)
 {
+    /* The value is quoted with its control characters shown as '?', so the
+     * message stays one line whatever was typed. */
+    char shown[64];
+    size_t n = 0;
+    for (const char *p = s; *p && n + 4 < sizeof shown; p++)
+        shown[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+    if (strlen(s) > n) {
+        memcpy(shown + n, "...", 3);
+        n += 3;
+    }
+    shown[n] = '\0';
     char msg[512];
-    snprintf(msg, sizeof msg, "invalid %s '%s': %s", what, s, reason);
+    snprintf(msg, sizeof msg, "invalid %s '%s': %s", what, shown, reason);
     fprintf(stderr, "pgbank: %s\n", msg);
     cli_json_failure(c, strcmp(what, "account id") == 0 ? "invalid input"
                                                         : "invalid amount",

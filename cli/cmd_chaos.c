@@ -2,8 +2,9 @@
  * cmd_chaos.c - `pgbank chaos`: a bank test in the spirit of Jepsen's.
  *
  * C clients (one engine, one connection each, C operations in flight) run
- * keyed withdrawals, deposits and transfers with every safe strategy on N
- * fresh accounts, while faults are injected at random intervals:
+ * keyed withdrawals, deposits and transfers with every safe strategy that
+ * takes keys (for-update, atomic, serializable) on N fresh accounts, while
+ * faults are injected at random intervals:
  *   terminate  every backend of the run's engine is killed with
  *              pg_terminate_backend() from a separate plain connection;
  *   crash      (private server only) the postmaster gets SIGQUIT, which is
@@ -16,11 +17,20 @@
  * conflict would be bugs here).  Each key is one operation in the model,
  * however many times it was sent and whether its ok was a replay.
  *
+ * With --unkeyed the operations carry no key (and batch joins the
+ * strategies), and the other half of the promise is tested: an "unknown outcome" is final (an operation without a
+ * key is never re-sent: it may have been applied), while a "database
+ * error" means nothing was applied, so the client may send it again.
+ * Every unkeyed operation moves a distinct amount (its number + 1), which
+ * makes the journal a ledger of operations: each one must be found there
+ * once if acknowledged, never if refused or failed, and at most once if
+ * its outcome is unknown (and then the model takes what the journal says).
+ *
  * At the deadline nothing new is submitted and the faults stop; operations
  * still unanswered are driven to an answer within the drain timeout.  Then
- * the database is compared with the model: every balance, every key's
- * journal rows (applied exactly once, and only when acknowledged), and the
- * audit.  The run lives in a schema of its own (pgbank_chaos_<pid>, through
+ * the database is compared with the model: every operation's journal rows
+ * (applied exactly once, and only when acknowledged), every balance, and
+ * the audit.  The run lives in a schema of its own (pgbank_chaos_<pid>, through
  * options=-csearch_path), so other accounts in the database can neither
  * spoil nor be spoiled by it; the schema is dropped unless --keep.
  */
@@ -39,6 +49,8 @@
 #include <unistd.h>
 
 #define OPENING_BALANCE 10000 /* per account, in minor units */
+/* Unkeyed amounts grow with the operation's number: room for millions. */
+#define OPENING_BALANCE_UNKEYED 1000000000000LL
 #define MAX_AMOUNT 1000       /* amounts are 1..MAX_AMOUNT */
 #define MAX_CLIENTS 256
 #define MAX_ACCOUNTS 10000
@@ -60,13 +72,16 @@ typedef struct chaos_settings {
     int faults; /* FAULT_* bits */
     int faults_given;
     int keep;
+    int unkeyed;
 } chaos_settings;
 
 /* One logical operation (one key): its kind and how it ended. */
 typedef struct chaos_rec {
     unsigned char kind;
     unsigned char answered; /* 1 + pgbank_status once definite, else 0 */
-    unsigned char journal;  /* journal rows carrying its key */
+    unsigned char journal;  /* journal rows carrying its key (amount) */
+    int from, to;           /* account indexes */
+    int64_t amount;
 } chaos_rec;
 
 enum { CL_IDLE, CL_FLIGHT, CL_WAIT };
@@ -111,6 +126,7 @@ struct chaos {
     int64_t unknown, unknown_resolved, db_errors, exhausted, retried;
     char last_transient[300];
     /* Faults. */
+    int faults; /* FAULT_* bits this database allows */
     int fault_seq;
     int64_t next_fault_ns;
     int64_t faults_terminate, faults_crash, backends_killed, fault_failures;
@@ -121,11 +137,22 @@ struct chaos {
     int64_t crash_t0;
     /* Verdict. */
     int64_t money_lost, money_created, negative, without_result;
-    int64_t applied_not_acked, acked_not_applied, applied_twice, stray_rows;
+    int64_t applied_not_acked, acked_not_applied, applied_twice, torn, stray_rows;
+    int64_t unknown_applied;
     int audit_holds;
     pgbank_audit_report audit;
     int64_t progress_ns;
 };
+
+/* Ctrl-C (or SIGTERM) ends the load early: the run drains and is checked
+ * as if its time were up, and its schema is dropped.  A second one kills. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
 
 static int64_t now_ns(void)
 {
@@ -173,11 +200,10 @@ static void client_submit(chaos *ch, chaos_client *cl)
 {
     cl->state = CL_FLIGHT;
     int rc = pgbank_submit(ch->eng, &cl->op);
-    if (rc != 0) { /* cannot happen while the engine lives; try again */
-        snprintf(ch->last_transient, sizeof ch->last_transient,
-                 "not submitted: %s", pgbank_strerror(rc));
-        cl->state = CL_WAIT;
-        cl->wake_ns = now_ns() + (int64_t)BACKOFF_MAX_MS * 1000000;
+    if (rc != 0) { /* the callback will never run: nothing more to learn */
+        say(ch->fatal, sizeof ch->fatal, "the engine refused an operation: %s",
+            pgbank_strerror(rc));
+        cl->state = CL_IDLE;
     }
 }
 
@@ -201,8 +227,9 @@ static int new_rec(chaos *ch, int64_t *idx)
 /* A new logical operation with a key of its own. */
 static void client_start(chaos *ch, chaos_client *cl)
 {
+    /* Every safe strategy; batch carries no keys, so only unkeyed. */
     static const pgbank_strategy safe[] = {PGBANK_FOR_UPDATE, PGBANK_ATOMIC,
-                                           PGBANK_SERIALIZABLE};
+                                           PGBANK_SERIALIZABLE, PGBANK_BATCH};
     static const pgbank_op_kind kinds[] = {PGBANK_OP_WITHDRAW, PGBANK_OP_DEPOSIT,
                                            PGBANK_OP_TRANSFER};
     if (new_rec(ch, &cl->idx) != 0) {
@@ -210,18 +237,27 @@ static void client_start(chaos *ch, chaos_client *cl)
         return;
     }
     pgbank_op_kind kind = kinds[rnd(ch) % 3];
-    ch->recs[cl->idx].kind = (unsigned char)kind;
+    chaos_rec *rec = &ch->recs[cl->idx];
+    rec->kind = (unsigned char)kind;
     pgbank_op_init(&cl->op, kind);
-    cl->op.strategy = safe[rnd(ch) % 3];
+    cl->op.strategy = safe[rnd(ch) % (ch->set->unkeyed ? 4 : 3)];
     cl->from = (int)rnd_range(ch, 0, ch->set->accounts - 1);
     cl->to = (int)rnd_range(ch, 0, ch->set->accounts - 2);
     if (cl->to >= cl->from)
         cl->to++;
     cl->op.account = ch->ids[cl->from];
     cl->op.to_account = kind == PGBANK_OP_TRANSFER ? ch->ids[cl->to] : 0;
-    cl->op.amount = rnd_range(ch, 1, MAX_AMOUNT);
-    snprintf(cl->key, sizeof cl->key, "chaos-%lld", (long long)cl->idx);
-    cl->op.key = cl->key;
+    if (ch->set->unkeyed) {
+        cl->op.amount = cl->idx + 1; /* unique: the journal names the op */
+        cl->op.key = NULL;
+    } else {
+        cl->op.amount = rnd_range(ch, 1, MAX_AMOUNT);
+        snprintf(cl->key, sizeof cl->key, "chaos-%lld", (long long)cl->idx);
+        cl->op.key = cl->key;
+    }
+    rec->from = cl->from;
+    rec->to = cl->to;
+    rec->amount = cl->op.amount;
     cl->op.done = NULL; /* set below: the callback is defined after us */
     cl->saw_unknown = 0;
     cl->backoff_ms = 0;
@@ -243,6 +279,18 @@ static void client_next(chaos *ch, chaos_client *cl)
     client_submit(ch, cl);
 }
 
+/* What an applied operation does to the model. */
+static void model_apply(chaos *ch, const chaos_rec *rec)
+{
+    if (rec->kind == PGBANK_OP_DEPOSIT) {
+        ch->model[rec->from] += rec->amount;
+    } else {
+        ch->model[rec->from] -= rec->amount;
+        if (rec->kind == PGBANK_OP_TRANSFER)
+            ch->model[rec->to] += rec->amount;
+    }
+}
+
 /* A definite answer: the model learns it, once per key. */
 static void client_answered(chaos *ch, chaos_client *cl, pgbank_status st)
 {
@@ -253,13 +301,7 @@ static void client_answered(chaos *ch, chaos_client *cl, pgbank_status st)
     case PGBANK_OK:
         ch->ok++;
         ch->replayed += cl->op.result.replayed != 0;
-        if (cl->op.kind == PGBANK_OP_DEPOSIT) {
-            ch->model[cl->from] += cl->op.amount;
-        } else {
-            ch->model[cl->from] -= cl->op.amount;
-            if (cl->op.kind == PGBANK_OP_TRANSFER)
-                ch->model[cl->to] += cl->op.amount;
-        }
+        model_apply(ch, rec);
         break;
     case PGBANK_INSUFFICIENT_FUNDS: ch->refused++; break;
     case PGBANK_NO_SUCH_ACCOUNT: ch->no_account++; break;
@@ -289,6 +331,11 @@ static void chaos_done(pgbank_op *op)
         return;
     case PGBANK_UNKNOWN_OUTCOME:
         ch->unknown++;
+        if (ch->set->unkeyed) { /* final: without a key it is never re-sent */
+            ch->recs[cl->idx].answered = (unsigned char)(1 + st);
+            client_next(ch, cl);
+            return;
+        }
         cl->saw_unknown = 1;
         break;
     case PGBANK_RETRIES_EXHAUSTED:
@@ -509,33 +556,25 @@ static int cmp_i64(const void *a, const void *b)
 static int chaos_open_accounts(chaos *ch)
 {
     int n = ch->set->accounts;
-    pgbank_op *ops = calloc((size_t)n, sizeof *ops);
-    if (!ops)
-        return cli_error(ch->c, CLI_EXIT_FAILURE, "out of memory");
     for (int i = 0; i < n; i++) {
-        pgbank_op_init(&ops[i], PGBANK_OP_OPEN);
-        ops[i].amount = OPENING_BALANCE;
-        ops[i].done = NULL;
-    }
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        rc = pgbank_execute(ch->eng, &ops[i]);
-        if (rc != 0) {
-            rc = cli_error(ch->c, CLI_EXIT_FAILURE, "could not open the accounts: %s",
-                           pgbank_strerror(rc));
-        } else if (ops[i].result.status != PGBANK_OK) {
+        pgbank_op op;
+        pgbank_op_init(&op, PGBANK_OP_OPEN);
+        op.amount = ch->set->unkeyed ? OPENING_BALANCE_UNKEYED : OPENING_BALANCE;
+        int rc = pgbank_execute(ch->eng, &op);
+        if (rc != 0)
+            return cli_error(ch->c, CLI_EXIT_FAILURE, "could not open the accounts: %s",
+                             pgbank_strerror(rc));
+        if (op.result.status != PGBANK_OK) {
             cli_error(ch->c, 0, "could not open the run's accounts:");
-            cli_report_failure(ch->c, &ops[i]);
-            rc = CLI_EXIT_FAILURE;
-        } else {
-            ch->ids[i] = ops[i].result.account;
-            ch->model[i] = OPENING_BALANCE;
+            cli_report_failure(ch->c, &op);
+            return CLI_EXIT_FAILURE;
         }
+        ch->ids[i] = op.result.account;
+        ch->model[i] = op.amount;
     }
-    free(ops);
-    if (rc == 0)
-        qsort(ch->ids, (size_t)n, sizeof *ch->ids, cmp_i64);
-    return rc;
+    /* Opened in order, but sorted anyway: account_index() searches. */
+    qsort(ch->ids, (size_t)n, sizeof *ch->ids, cmp_i64);
+    return 0;
 }
 
 /* --echo: every statement the engine sends, scrubbed like any message. */
@@ -559,12 +598,13 @@ static int chaos_setup(chaos *ch)
     int rc = cli_db_resolve(c, &ch->db, 0);
     if (rc)
         return rc;
-    if ((ch->set->faults & FAULT_CRASH) && !ch->db.embedded) {
+    ch->faults = ch->set->faults;
+    if ((ch->faults & FAULT_CRASH) && !ch->db.embedded) {
         if (ch->set->faults_given)
             return cli_usage_error(c, "--faults crash needs the private server (no --db, "
                                       "DATABASE_URL or PG* variables): only its data "
                                       "directory tells where the postmaster is");
-        ((chaos_settings *)ch->set)->faults &= ~FAULT_CRASH;
+        ch->faults &= ~FAULT_CRASH; /* by default: what the database allows */
     }
     snprintf(ch->schema, sizeof ch->schema, "pgbank_chaos_%ld", (long)getpid());
     snprintf(ch->appname, sizeof ch->appname, "pgbank-chaos-%ld", (long)getpid());
@@ -763,7 +803,7 @@ static int64_t fault_interval(chaos *ch)
 
 static void fault_inject(chaos *ch)
 {
-    int kinds = ch->set->faults, kind;
+    int kinds = ch->faults, kind;
     if (kinds == (FAULT_TERMINATE | FAULT_CRASH))
         kind = ch->fault_seq == 0 ? FAULT_TERMINATE
                : ch->fault_seq == 1 ? FAULT_CRASH
@@ -803,7 +843,7 @@ static int chaos_run(chaos *ch)
     const chaos_settings *set = ch->set;
     ch->start_ns = now_ns();
     ch->deadline_ns = ch->start_ns + set->duration_ns;
-    ch->next_fault_ns = set->faults ? ch->start_ns + fault_interval(ch) : 0;
+    ch->next_fault_ns = ch->faults ? ch->start_ns + fault_interval(ch) : 0;
     for (int i = 0; i < set->clients; i++) {
         chaos_client *cl = &ch->clients[i];
         cl->ch = ch;
@@ -813,7 +853,7 @@ static int chaos_run(chaos *ch)
     int64_t drain_end = 0;
     for (;;) {
         int64_t now = now_ns();
-        if (!ch->draining && now >= ch->deadline_ns) {
+        if (!ch->draining && (now >= ch->deadline_ns || interrupted)) {
             ch->draining = 1;
             drain_end = now + set->drain_ns;
         }
@@ -925,22 +965,32 @@ static int check_balances(chaos *ch, char *err, size_t errlen)
     return 0;
 }
 
-/* Every key's journal rows: one per account an acknowledged operation
- * touched, none for a refusal, never two. */
+/* Every operation's journal rows, found by its key (or, unkeyed, by its
+ * distinct amount): one per account an acknowledged operation touched,
+ * none for a refusal or a failure, never two; an unknown outcome's, all or
+ * none, and the model then takes what the journal says. */
 static int check_journal(chaos *ch, char *err, size_t errlen)
 {
-    PGresult *r = ctl_exec(ch,
-                           "SELECT key, count(*) FROM pgbank_journal"
-                           " WHERE key IS NOT NULL AND key <> '' GROUP BY key",
-                           0, NULL, err, errlen);
+    const char *sql = ch->set->unkeyed
+                          ? "SELECT abs(amount)::text, count(*), count(key) FROM pgbank_journal"
+                            " WHERE op <> 'open' GROUP BY 1"
+                          : "SELECT key, count(*), 0 FROM pgbank_journal"
+                            " WHERE key IS NOT NULL AND key <> '' GROUP BY key";
+    PGresult *r = ctl_exec(ch, sql, 0, NULL, err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
-        const char *key = PQgetvalue(r, i, 0);
+        const char *name = PQgetvalue(r, i, 0);
         long long n = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        int64_t idx;
-        if (strncmp(key, "chaos-", 6) != 0 || pgbank_parse_int64(key + 6, &idx) != 0 ||
-            idx < 0 || (size_t)idx >= ch->nrecs) {
+        int64_t idx = -1;
+        if (ch->set->unkeyed) {
+            if (pgbank_parse_int64(name, &idx) == 0)
+                idx--;
+            ch->stray_rows += strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        } else if (strncmp(name, "chaos-", 6) != 0 || pgbank_parse_int64(name + 6, &idx) != 0) {
+            idx = -1;
+        }
+        if (idx < 0 || (size_t)idx >= ch->nrecs) {
             ch->stray_rows += n;
             continue;
         }
@@ -949,13 +999,23 @@ static int check_journal(chaos *ch, char *err, size_t errlen)
     PQclear(r);
     for (size_t i = 0; i < ch->nrecs; i++) {
         const chaos_rec *rec = &ch->recs[i];
+        int full = rec->kind == PGBANK_OP_TRANSFER ? 2 : 1;
         if (!rec->answered) {
             ch->without_result++;
             continue;
         }
-        int want = rec->answered == 1 + PGBANK_OK
-                       ? (rec->kind == PGBANK_OP_TRANSFER ? 2 : 1)
-                       : 0;
+        if (rec->answered == 1 + PGBANK_UNKNOWN_OUTCOME) {
+            if (rec->journal == full) {
+                ch->unknown_applied++;
+                model_apply(ch, rec);
+            } else if (rec->journal > full) {
+                ch->applied_twice++;
+            } else if (rec->journal > 0) {
+                ch->torn++;
+            }
+            continue;
+        }
+        int want = rec->answered == 1 + PGBANK_OK ? full : 0;
         if (rec->journal > want && want > 0)
             ch->applied_twice++;
         else if (rec->journal > want)
@@ -969,7 +1029,7 @@ static int check_journal(chaos *ch, char *err, size_t errlen)
 static int chaos_check(chaos *ch)
 {
     char err[1024];
-    if (check_balances(ch, err, sizeof err) != 0 || check_journal(ch, err, sizeof err) != 0)
+    if (check_journal(ch, err, sizeof err) != 0 || check_balances(ch, err, sizeof err) != 0)
         return cli_error(ch->c, CLI_EXIT_FAILURE, "could not check the run's accounts in "
                          "schema %s: %s", ch->schema, err);
     err[0] = '\0';
@@ -986,7 +1046,7 @@ static int chaos_check(chaos *ch)
 static int chaos_failed(const chaos *ch)
 {
     return ch->money_lost || ch->money_created || ch->negative || ch->without_result ||
-           ch->applied_not_acked || ch->acked_not_applied || ch->applied_twice ||
+           ch->applied_not_acked || ch->acked_not_applied || ch->applied_twice || ch->torn ||
            ch->stray_rows || ch->no_account || ch->conflicts || ch->invalid ||
            !ch->audit_holds;
 }
@@ -1008,11 +1068,16 @@ static void print_json(const chaos *ch)
     cli_json j;
     cli_json_begin(&j);
     cli_json_str(&j, "status", chaos_failed(ch) ? "failed" : "ok");
-    cli_json_str(&j, "database", ch->db.where);
+    char where[sizeof ch->db.where];
+    snprintf(where, sizeof where, "%s", ch->db.where);
+    cli_scrub(ch->c, where, sizeof where); /* redact misses some forms */
+    cli_json_str(&j, "database", where);
     cli_json_str(&j, "schema", ch->schema);
+    cli_json_str(&j, "mode", ch->set->unkeyed ? "unkeyed" : "keyed");
     cli_json_int(&j, "seed", (int64_t)ch->set->seed);
     cli_json_int(&j, "duration_ms", ch->set->duration_ns / 1000000);
     cli_json_int(&j, "elapsed_ms", elapsed_ms(ch));
+    cli_json_int(&j, "interrupted", interrupted != 0);
     cli_json_int(&j, "clients", ch->set->clients);
     cli_json_int(&j, "accounts", ch->set->accounts);
     cli_json_int(&j, "ops", (int64_t)ch->nrecs);
@@ -1022,6 +1087,7 @@ static void print_json(const chaos *ch)
     cli_json_int(&j, "replayed", ch->replayed);
     cli_json_int(&j, "unknown", ch->unknown);
     cli_json_int(&j, "unknown_resolved", ch->unknown_resolved);
+    cli_json_int(&j, "unknown_applied", ch->unknown_applied);
     cli_json_int(&j, "db_errors", ch->db_errors);
     cli_json_int(&j, "retries_exhausted", ch->exhausted);
     cli_json_int(&j, "retried", ch->retried);
@@ -1041,6 +1107,7 @@ static void print_json(const chaos *ch)
     cli_json_int(&j, "applied_not_acknowledged", ch->applied_not_acked);
     cli_json_int(&j, "acknowledged_not_applied", ch->acked_not_applied);
     cli_json_int(&j, "applied_twice", ch->applied_twice);
+    cli_json_int(&j, "torn", ch->torn);
     cli_json_str(&j, "audit", ch->audit_holds ? "ok" : "failed");
     cli_json_int(&j, "total_balance", ch->audit.total_balance);
     cli_json_end(&j);
@@ -1049,22 +1116,37 @@ static void print_json(const chaos *ch)
 static void print_report(const chaos *ch)
 {
     const chaos_settings *set = ch->set;
-    printf("pgbank chaos: %s s, %d clients, %d accounts, seed %llu, on %s (schema %s)\n",
-           set->duration_arg, set->clients, set->accounts, (unsigned long long)set->seed,
-           ch->db.where, ch->schema);
+    char where[sizeof ch->db.where];
+    snprintf(where, sizeof where, "%s", ch->db.where);
+    cli_scrub(ch->c, where, sizeof where);
+    printf("pgbank chaos: %s s, %d clients, %d accounts, %s operations, seed %llu, on %s "
+           "(schema %s)\n",
+           set->duration_arg, set->clients, set->accounts, set->unkeyed ? "unkeyed" : "keyed",
+           (unsigned long long)set->seed, where, ch->schema);
+    if (interrupted)
+        printf("  interrupted  the load stopped early; what was submitted was drained and "
+               "checked\n");
     printf("  operations   %lld submitted in %.1f s (%lld/s): %lld acknowledged (%lld of "
            "them replays), %lld refused (insufficient funds)\n",
            (long long)ch->nrecs, (double)elapsed_ms(ch) / 1e3, (long long)ops_per_sec(ch),
            (long long)ch->ok, (long long)ch->replayed, (long long)ch->refused);
-    printf("  on the way   %lld unknown outcomes (%lld resolved by their key), %lld database "
-           "errors, %lld retries exhausted; %lld resubmissions with the same key\n",
-           (long long)ch->unknown, (long long)ch->unknown_resolved, (long long)ch->db_errors,
-           (long long)ch->exhausted, (long long)ch->retried);
+    if (set->unkeyed)
+        printf("  on the way   %lld unknown outcomes, final (never re-sent without a key; "
+               "the journal shows %lld applied), %lld database errors (nothing applied: "
+               "sent again), %lld retries exhausted; %lld resubmissions\n",
+               (long long)ch->unknown, (long long)ch->unknown_applied,
+               (long long)ch->db_errors, (long long)ch->exhausted, (long long)ch->retried);
+    else
+        printf("  on the way   %lld unknown outcomes (%lld resolved by their key), %lld "
+               "database errors, %lld retries exhausted; %lld resubmissions with the same "
+               "key\n",
+               (long long)ch->unknown, (long long)ch->unknown_resolved,
+               (long long)ch->db_errors, (long long)ch->exhausted, (long long)ch->retried);
     printf("  faults       %lld: %lld backend terminations (%lld backends), %lld server "
-           "crashes (down %.1f s in all)%s%lld failed to inject\n",
+           "crashes (down %.1f s in all); %lld failed to inject\n",
            (long long)(ch->faults_terminate + ch->faults_crash),
            (long long)ch->faults_terminate, (long long)ch->backends_killed,
-           (long long)ch->faults_crash, (double)ch->downtime_ns / 1e9, "; ",
+           (long long)ch->faults_crash, (double)ch->downtime_ns / 1e9,
            (long long)ch->fault_failures);
     printf("  money        lost %lld, created %lld; negative balances %lld\n",
            (long long)ch->money_lost, (long long)ch->money_created, (long long)ch->negative);
@@ -1073,16 +1155,19 @@ static void print_report(const chaos *ch)
            (long long)ch->without_result,
            (long long)(ch->conflicts + ch->no_account + ch->invalid));
     printf("  journal      %lld applied but not acknowledged, %lld acknowledged but not "
-           "applied, %lld applied twice, %lld rows with foreign keys\n",
+           "applied, %lld applied twice, %lld half-applied, %lld rows of no operation\n",
            (long long)ch->applied_not_acked, (long long)ch->acked_not_applied,
-           (long long)ch->applied_twice, (long long)ch->stray_rows);
+           (long long)ch->applied_twice, (long long)ch->torn, (long long)ch->stray_rows);
     printf("  audit        %s (%lld accounts, %lld mismatched, total %lld)\n",
            ch->audit_holds ? "holds" : "FAILS", (long long)ch->audit.accounts,
            (long long)ch->audit.mismatched, (long long)ch->audit.total_balance);
     printf("%s\n", chaos_failed(ch)
                        ? "FAILED: money or answers went wrong under faults (details above)"
-                       : "ok: every operation answered, applied exactly once when "
-                         "acknowledged, nothing lost or created");
+                       : set->unkeyed
+                             ? "ok: every operation answered, applied once when acknowledged, "
+                               "never when refused or failed, at most once when unknown"
+                             : "ok: every operation answered, applied exactly once when "
+                               "acknowledged, nothing lost or created");
 }
 
 /* ------------------------------------------------------------------------
@@ -1161,6 +1246,7 @@ static int parse_settings(cli *c, int argc, char **argv, chaos_settings *set)
                             {"faults", &faults, NULL},
                             {"drain-timeout", &drain, NULL},
                             {"keep", NULL, &set->keep},
+                            {"unkeyed", NULL, &set->unkeyed},
                             {NULL, NULL, NULL}};
     int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
@@ -1221,6 +1307,13 @@ static int run_chaos(cli *c, int argc, char **argv)
         return rc;
     chaos ch;
     memset(&ch, 0, sizeof ch);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     ch.c = c;
     ch.set = &set;
     ch.rng = set.seed;
@@ -1228,11 +1321,9 @@ static int run_chaos(cli *c, int argc, char **argv)
     ch.ids = calloc((size_t)set.accounts, sizeof *ch.ids);
     ch.model = calloc((size_t)set.accounts, sizeof *ch.model);
     ch.clients = calloc((size_t)set.clients, sizeof *ch.clients);
-    if (!ch.ids || !ch.model || !ch.clients) {
-        chaos_free(&ch);
-        return cli_error(c, CLI_EXIT_FAILURE, "out of memory");
-    }
-    if ((rc = chaos_setup(&ch)) == 0 && (rc = chaos_run(&ch)) == 0 &&
+    if (!ch.ids || !ch.model || !ch.clients)
+        rc = cli_error(c, CLI_EXIT_FAILURE, "out of memory");
+    if (rc == 0 && (rc = chaos_setup(&ch)) == 0 && (rc = chaos_run(&ch)) == 0 &&
         (rc = chaos_check(&ch)) == 0) {
         if (c->json)
             print_json(&ch);
@@ -1251,13 +1342,16 @@ static int run_chaos(cli *c, int argc, char **argv)
                     ch.schema, ch.schema);
     }
     chaos_free(&ch);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }
 
 const cli_command cli_cmd_chaos = {
     "chaos", "move money under injected faults and check that none is lost",
     "Usage: pgbank chaos [--duration S] [--clients C] [--accounts N] [--seed N]\n"
-    "                    [--faults LIST] [--drain-timeout S] [--keep] [--json]\n"
+    "                    [--faults LIST] [--drain-timeout S] [--unkeyed] [--keep]\n"
+    "                    [--json]\n"
     "\n"
     "A bank test in the spirit of Jepsen's.  C clients run keyed withdrawals,\n"
     "deposits and transfers (for-update, atomic and serializable, random\n"
@@ -1266,7 +1360,8 @@ const cli_command cli_cmd_chaos = {
     "  terminate  the run's backends are killed (pg_terminate_backend)\n"
     "  crash      the private server is crash-stopped (SIGQUIT to the\n"
     "             postmaster, as 'pg_ctl stop -m immediate') and restarted;\n"
-    "             only on the private server\n"
+    "             only on the private server (its other clients see the\n"
+    "             crash too)\n"
     "An operation that ends in 'unknown outcome' or 'database error' is\n"
     "resubmitted with the same idempotency key until it gets a definite\n"
     "answer: that is what exactly-once means for a client.  At the end the\n"
@@ -1274,6 +1369,7 @@ const cli_command cli_cmd_chaos = {
     "created, negative balances, operations never answered, journal rows of\n"
     "every key (applied once when acknowledged, never otherwise), the audit.\n"
     "The run has a schema of its own, pgbank_chaos_<pid>, dropped at the end.\n"
+    "Ctrl-C ends the load early; the run is still drained and checked.\n"
     "\n"
     "Options:\n"
     "  --duration S       seconds of load and faults (default 20)\n"
@@ -1287,6 +1383,12 @@ const cli_command cli_cmd_chaos = {
     "                     private server), or none\n"
     "  --drain-timeout S  after the deadline, how long unanswered operations\n"
     "                     may take to get an answer (default 60)\n"
+    "  --unkeyed          operations without keys (the batch strategy, which\n"
+    "                     takes none, joins in): an unknown outcome is then\n"
+    "                     final (never re-sent: it may have been applied), a\n"
+    "                     database error is sent again (nothing was applied);\n"
+    "                     each operation moves a distinct amount, so the\n"
+    "                     journal shows whether it was applied, and how often\n"
     "  --keep             keep the schema for inspection\n"
     "  --json             one object: {\"ops\", \"acknowledged\", \"refused\",\n"
     "                     \"unknown\", \"retried\", \"faults\", \"faults_terminate\",\n"

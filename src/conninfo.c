@@ -133,6 +133,51 @@ static int uri_password(const char *s, int generous, const char **b,
  * userinfo after its ':' (up to the LAST '@', since an unencoded '@' in a
  * password is a common mistake), and the value of every "password=" (any
  * case, so "sslpassword=" too, wherever it is). */
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A URI's query keys are percent-decoded by libpq ("pass%77ord" is
+ * "password"): every parameter whose decoded key names a password has its
+ * value marked, whatever the spelling. */
+static void mark_query_secrets(const char *s, unsigned char *mask)
+{
+    const char *q = strchr(s, '?');
+    while (q && *q) {
+        const char *k = q + 1, *eq = k, *amp;
+        while (*eq && *eq != '=' && *eq != '&')
+            eq++;
+        amp = eq;
+        while (*amp && *amp != '&')
+            amp++;
+        char key[64];
+        size_t n = 0;
+        for (const char *p = k; p < eq && n + 1 < sizeof key; p++) {
+            int hi, lo;
+            if (*p == '%' && p + 2 < eq && (hi = hexval(p[1])) >= 0 &&
+                (lo = hexval(p[2])) >= 0) {
+                key[n++] = (char)(hi * 16 + lo);
+                p += 2;
+            } else {
+                key[n++] = *p;
+            }
+        }
+        key[n] = '\0';
+        for (size_t i = 0; i < n; i++)
+            key[i] = (char)tolower((unsigned char)key[i]);
+        if (*eq == '=' && strstr(key, "password"))
+            memset(mask + (eq + 1 - s), 1, (size_t)(amp - (eq + 1)));
+        q = *amp ? amp : NULL;
+    }
+}
+
 static void mark_secrets(const char *s, unsigned char *mask)
 {
     size_t len = strlen(s);
@@ -155,6 +200,8 @@ static void mark_secrets(const char *s, unsigned char *mask)
         size_t end = value_end(s, j, uri);
         memset(mask + j, 1, end - j);
     }
+    if (uri)
+        mark_query_secrets(s, mask);
 }
 
 /* s with every run of possibly-secret bytes replaced by "****" (malloc'd). */
@@ -215,17 +262,6 @@ static void add_n(strlist *l, const char *p, size_t len)
     memcpy(c, p, len);
     c[len] = '\0';
     l->v[l->n++] = c;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Adds p, and the percent-decoded and percent-encoded forms (both hex
@@ -503,6 +539,49 @@ static int ambiguous_password(const char *uri)
     return !strict || b1 != b2 || e1 != e2;
 }
 
+/* Values libpq checks only when it connects: caught here, so a typo is
+ * bad input (nothing sent), not a connection failure.  Neither value can
+ * hold the password, so it is safe to quote. */
+static int bad_value(const PQconninfoOption *opts, char *err, size_t errlen)
+{
+    static const char *const sslmodes[] = {"disable", "allow", "prefer", "require",
+                                           "verify-ca", "verify-full"};
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (strcmp(o->keyword, "sslmode") == 0) {
+            size_t i = 0;
+            while (i < sizeof sslmodes / sizeof *sslmodes && strcmp(o->val, sslmodes[i]) != 0)
+                i++;
+            if (i == sizeof sslmodes / sizeof *sslmodes) {
+                pgbank__fail(PGBANK_ECONNINFO, err, errlen,
+                             "invalid connection string: sslmode \"%.40s\" is not one of "
+                             "disable, allow, prefer, require, verify-ca, verify-full",
+                             o->val);
+                return 1;
+            }
+        } else if (strcmp(o->keyword, "port") == 0) {
+            /* a port, or a comma-separated list of them (empty items allowed) */
+            for (const char *p = o->val; *p;) {
+                long v = 0;
+                const char *start = p;
+                while (*p >= '0' && *p <= '9' && v <= 65535)
+                    v = v * 10 + (*p++ - '0');
+                if ((*p && *p != ',') || v > 65535 || (p != start && v == 0)) {
+                    pgbank__fail(PGBANK_ECONNINFO, err, errlen,
+                                 "invalid connection string: port \"%.40s\" is not a "
+                                 "number from 1 to 65535",
+                                 o->val);
+                    return 1;
+                }
+                if (*p == ',')
+                    p++;
+            }
+        }
+    }
+    return 0;
+}
+
 PGBANK__API char *pgbank_conninfo_normalize(const char *in, char *err,
                                             size_t errlen)
 {
@@ -528,8 +607,13 @@ PGBANK__API char *pgbank_conninfo_normalize(const char *in, char *err,
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(out, &perr);
     if (opts) {
+        int bad = bad_value(opts, err, errlen);
         PQconninfoFree(opts);
         PQfreemem(perr);
+        if (bad) {
+            free(out);
+            return NULL;
+        }
         return out;
     }
     PQfreemem(perr); /* it may quote the password: never shown */

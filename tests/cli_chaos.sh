@@ -2,7 +2,9 @@
 # withdrawals, deposits and transfers from 16 clients while backends are
 # terminated and the server is crash-stopped and restarted; the run must
 # end with nothing lost, created or unanswered, every key applied exactly
-# once when acknowledged, and the audit holding.  Bad usage exits 2.
+# once when acknowledged, and the audit holding.  Unkeyed, an unknown
+# outcome is final and applied at most once, a database error applied
+# never.  Bad usage exits 2.
 . "$(dirname "$0")/cli_lib.sh"
 
 PY=$(command -v python3 || true)
@@ -29,16 +31,20 @@ except Exception as e:
 ' "$1" 2>&1) || fail "$why"
 }
 
-INVARIANTS='
+COMMON='
 for k in ("money_lost", "money_created", "negative_balances", "ops_without_result",
-          "applied_not_acknowledged", "acknowledged_not_applied", "applied_twice",
+          "applied_not_acknowledged", "acknowledged_not_applied", "applied_twice", "torn",
           "conflicts", "no_such_account", "invalid"):
     assert r[k] == 0, (k, r[k], r)
 assert r["audit"] == "ok", r
 assert r["status"] == "ok", r
+assert r["faults"] == r["faults_terminate"] + r["faults_crash"], r
+'
+# Keyed: every unknown outcome was resolved by resubmitting its key.
+INVARIANTS="$COMMON"'
+assert r["mode"] == "keyed", r
 assert r["unknown"] == r["unknown_resolved"], r
 assert r["acknowledged"] + r["refused"] == r["ops"], r
-assert r["faults"] == r["faults_terminate"] + r["faults_crash"], r
 '
 
 keyed_operations_survive_terminations_and_crashes() {
@@ -67,6 +73,20 @@ assert r["faults_terminate"] >= 1, r
     expect_err_has "needs the private server"
 }
 
+unkeyed_operations_are_never_sent_twice() {
+    expect_exit 0 "$PGBANK" chaos --duration 6 --unkeyed --json
+    expect_json
+    check_json "$COMMON"'
+assert r["mode"] == "unkeyed", r
+# an unknown outcome is final without a key: an answer, never resubmitted
+assert r["acknowledged"] + r["refused"] + r["unknown"] == r["ops"], r
+assert 0 <= r["unknown_applied"] <= r["unknown"], r
+assert r["unknown_resolved"] == 0 and r["replayed"] == 0, r
+assert r["faults_terminate"] >= 1 and r["faults_crash"] >= 1, r
+assert r["db_errors"] + r["unknown"] >= 1, ("the faults were never felt", r)
+'
+}
+
 without_faults_every_operation_is_answered_once() {
     expect_exit 0 "$PGBANK" chaos --duration 2 --faults none --accounts 2 --seed 7 --json
     check_json "$INVARIANTS"'
@@ -87,7 +107,7 @@ the_report_names_every_figure() {
 
 the_run_leaves_no_schema_behind() {
     local url n
-    command -v psql >/dev/null 2>&1 || { echo "  (psql missing: skipped)"; return; }
+    command -v psql >/dev/null 2>&1 || { fail "psql is missing (apt-get install postgresql-client-15)"; return; }
     url=$("$PGBANK" server url) || { fail "no server url"; return; }
     n=$(psql -XAtq "$url" -c "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgbank_chaos_%'")
     [ "$n" = 0 ] || fail "$n chaos schemas left behind"
@@ -111,6 +131,7 @@ bad_usage_exits_2_and_runs_nothing() {
 
 scenario keyed_operations_survive_terminations_and_crashes
 scenario on_a_named_database_only_backends_are_terminated
+scenario unkeyed_operations_are_never_sent_twice
 scenario without_faults_every_operation_is_answered_once
 scenario the_report_names_every_figure
 scenario the_run_leaves_no_schema_behind
