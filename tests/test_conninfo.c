@@ -231,7 +231,7 @@ static void mangled_passwords_never_leak(void)
         for (size_t k = 0; k <= strlen(PW); k++) {
             for (const char *c = inserts; *c; c++) {
                 char pw[64], in[256], err[512], red[512], msg[512];
-                snprintf(pw, sizeof pw, "%.*s%c%s", (int)k, PW, *c, PW + k);
+                snprintf(pw, sizeof pw, "%.*s%c%s", (int)k, PW, *c, &PW[k]);
                 snprintf(in, sizeof in, forms[f], pw);
                 tried++;
                 err[0] = '\0';
