@@ -10,7 +10,8 @@
  *      with the primary key built afterwards (10 million in well under a
  *      minute), each holding 10^11 so a withdrawal of 1 is never refused.
  *      pgbank's journal is dropped there unless --journal: pgbench's
- *      UPDATE writes no journal, and the comparison must run the same SQL.
+ *      UPDATE writes no journal, and the comparison must run the same SQL
+ *      (pgbank_batch() journals only where the journal exists).
  *   2. measure: one engine, one thread, the built-in loop.  C clients each
  *      keep D withdrawals of 1 outstanding (a closed loop: a completion
  *      submits the next withdrawal at once), on accounts drawn uniformly or
@@ -21,10 +22,13 @@
  *   4. --vs-pgbench: pgbench runs two equivalent scripts on the same
  *      accounts, for the same time and clients, one thread (-j 1):
  *      one UPDATE per commit, and ten per commit in a pipeline.
- * The schema is dropped at the end.
+ * Every measured phase starts after VACUUM and CHECKPOINT (db_settle), so
+ * none pays for another's dead rows or full-page writes.  The schema is
+ * dropped at the end.
  */
 #include "cli.h"
 #include "hist.h"
+#include "plot.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -209,6 +213,7 @@ struct bench_run {
     int64_t db_failures; /* the database failed: database error, unknown
                           * outcome, shut down, not submitted */
     int64_t unknown;     /* unknown outcome: may or may not be applied */
+    int stopped_slots;   /* slots that stopped on a database failure */
     char first_failure[320];
     cli_hist total, sec;
     int64_t sec_ok, sec_failures;
@@ -246,6 +251,7 @@ static void slot_submit(bench_run *r, bench_slot *s, int64_t now)
     int rc = pgbank_submit(r->eng, &s->op);
     if (rc != 0) {
         r->not_submitted++;
+        r->stopped_slots++;
         run_failure(r, "not submitted", pgbank_strerror(rc), 1);
     }
 }
@@ -267,6 +273,13 @@ static void bench_done(pgbank_op *op)
                  st == PGBANK_SHUT_DOWN;
         r->unknown += st == PGBANK_UNKNOWN_OUTCOME;
         run_failure(r, pgbank_status_name(st), op->result.message, db);
+        if (db) {
+            /* Like a pgbench client on an error, this slot stops: a broken
+             * setup ends the run at once instead of spinning on errors. */
+            r->end_ns = now;
+            r->stopped_slots++;
+            return;
+        }
     }
     r->end_ns = now;
     if (r->stopping || now >= r->deadline_ns)
@@ -561,14 +574,22 @@ static int db_setup(bench_db *d, const bench_settings *set)
                       " SELECT id, 'open', balance, balance FROM accounts ORDER BY id",
                       0, NULL, NULL)))
         return rc;
-    /* Like pgbench -i: visibility map and statistics ready.  Then a
-     * checkpoint, so the load's WAL does not trigger one mid-run (needs
-     * superuser or pg_checkpoint: skipped quietly otherwise). */
-    if ((rc = db_exec(d, "vacuum the benchmark accounts", "VACUUM (ANALYZE) accounts", 0, NULL,
-                      NULL)))
-        return rc;
-    PQclear(PQexec(d->pg, "CHECKPOINT"));
-    return 0;
+    /* Like pgbench -i: visibility map and statistics ready. */
+    return db_exec(d, "analyze the benchmark accounts", "ANALYZE accounts", 0, NULL, NULL);
+}
+
+/* Every measured phase (pgbank, each pgbench script) starts from the same
+ * state: the dead row versions of the previous phase vacuumed away, and a
+ * fresh checkpoint, so that no phase pays for another's full-page writes
+ * (the first change of a page after a checkpoint logs the whole page) or
+ * meets a checkpoint the previous phase's WAL triggered.  CHECKPOINT needs
+ * superuser or pg_checkpoint: skipped quietly otherwise. */
+static int db_settle(bench_db *d)
+{
+    int rc = db_exec(d, "vacuum the benchmark accounts", "VACUUM accounts", 0, NULL, NULL);
+    if (rc == 0)
+        PQclear(PQexec(d->pg, "CHECKPOINT"));
+    return rc;
 }
 
 /* The database's committed transactions so far (pg_stat_database).
@@ -741,17 +762,6 @@ static int find_pgbench(char *out, size_t len)
         globfree(&g);
     }
     return found;
-}
-
-/* gnuplot: $PGBANK_GNUPLOT, else $PATH. */
-static int find_gnuplot(char *out, size_t len)
-{
-    const char *env = getenv("PGBANK_GNUPLOT");
-    if (env && *env) {
-        snprintf(out, len, "%s", env);
-        return is_executable(out);
-    }
-    return find_in_path("gnuplot", out, len);
 }
 
 /* ------------------------------------------------------------------------
@@ -980,6 +990,10 @@ static void pgb_run(bench_db *d, const bench_settings *set, pgb_suite *s, int wh
     int64_t debited0 = 0, debited1 = 0, neg = 0;
     if (db_debited(d, set, &debited0, &neg) != 0)
         debited0 = -1;
+    if (db_settle(d) != 0) {
+        snprintf(r->error, sizeof r->error, "could not vacuum the accounts before pgbench");
+        return;
+    }
     int64_t commits0 = db_commits_settled(d);
     fprintf(stderr, "pgbank bench: pgbench %s, %d clients, %d s...\n", name, set->clients,
             r->duration_s);
@@ -1031,7 +1045,7 @@ static void pgb_run(bench_db *d, const bench_settings *set, pgb_suite *s, int wh
     int64_t ops = r->transactions * pgb_per_tx[which];
     r->cpu_us_per_op = ops ? cpu_us(&ru) / (double)ops : 0;
     r->rss_mb = (double)ru.ru_maxrss / 1024.0;
-    char why[512];
+    char why[300];
     last_line(err_path, why, sizeof why);
     if (killed)
         snprintf(r->error, sizeof r->error, "pgbench did not finish in time and was stopped");
@@ -1080,111 +1094,50 @@ static void pgb_suite_run(bench_db *d, const bench_settings *set, pgb_suite *s)
 }
 
 /* ------------------------------------------------------------------------
- * The plot: throughput and p50/p99 per second, drawn by gnuplot from a
- * script on its stdin (the data inline); the PNG comes back on its stdout,
- * which is the user's file: no path is ever interpolated into anything.
+ * The plot: throughput and p50/p99 per second (cli/plot.h runs gnuplot).
  * ------------------------------------------------------------------------ */
 
 static int plot_write(const char *gnuplot, const char *file, const bench_settings *set,
                       const bench_run *r, const pgb_suite *s, char *err, size_t errlen)
 {
-    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        snprintf(err, errlen, "could not write %s: %s", file, strerror(errno));
+    cli_plot p;
+    if (cli_plot_begin(&p, gnuplot, err, errlen) != 0)
         return -1;
-    }
-    int in[2];
-    if (pipe(in) != 0) {
-        close(fd);
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd);
-        close(in[0]);
-        close(in[1]);
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(fd, 1);
-        close(in[0]);
-        close(in[1]);
-        execl(gnuplot, gnuplot, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(fd);
-    signal(SIGPIPE, SIG_IGN);
-    FILE *f = fdopen(in[1], "w");
-    if (!f) {
-        close(in[1]);
-    } else {
-        fprintf(f, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-                   "  set terminal pngcairo size 1100,800 font ',10'\n"
-                   "} else {\n"
-                   "  set terminal png size 1100,800\n"
-                   "}\n"
-                   "set output\n"
-                   "$D << EOD\n");
-        for (size_t i = 0; i < r->nsec; i++)
-            fprintf(f, "%.3f %.1f %.3f %.3f\n", r->timeline[i].t_s,
-                    r->timeline[i].ops_per_sec, r->timeline[i].p50_ms,
-                    r->timeline[i].p99_ms);
-        fprintf(f, "EOD\n"
-                   "set multiplot layout 2,1 title 'pgbank bench: %s, %d clients x depth %d, "
-                   "%lld accounts (%s), %.1f s'\n"
-                   "set grid\n"
-                   "set key outside right top\n"
-                   "set xlabel 'seconds'\n"
-                   "set ylabel 'withdrawals/s'\n"
-                   "set yrange [0:*]\n"
-                   "set format y '%%.0f'\n",
-                pgbank_strategy_name(set->strategy), set->clients, set->depth,
-                (long long)set->accounts, set->zipf ? "zipf" : "uniform",
-                secs(set->duration_ns));
-        fprintf(f, "plot $D using 1:2 with linespoints lw 2 pt 7 title 'pgbank %s'",
-                pgbank_strategy_name(set->strategy));
-        for (int i = 0; s && s->wanted && i < PGB_COUNT; i++)
-            if (s->res[i].ran)
-                fprintf(f, ", %.1f with lines dt 2 lw 2 title 'pgbench %s'",
-                        s->res[i].ops_per_sec, pgb_names[i]);
-        fprintf(f, "\n"
-                   "set ylabel 'latency (ms)'\n"
-                   "set logscale y\n"
-                   "set yrange [*:*]\n"
-                   "set format y '%%g'\n"
-                   "plot $D using 1:3 with linespoints lw 2 pt 7 title 'p50', "
-                   "$D using 1:4 with linespoints lw 2 pt 5 title 'p99'\n"
-                   "unset multiplot\n");
-        fclose(f);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        snprintf(err, errlen, "gnuplot failed (exit %d)",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        return -1;
-    }
-    return 0;
-}
-
-/* --plot FILE must be writable before anything runs; a file that did not
- * exist is not left behind. */
-static int plot_check(const cli *c, const char *file)
-{
-    int existed = access(file, F_OK) == 0;
-    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return cli_usage_error(c, "cannot write the plot to '%s': %s", file,
-                               strerror(errno));
-    close(fd);
-    if (!existed)
-        unlink(file);
-    return 0;
+    FILE *f = p.script;
+    fputs(CLI_PLOT_TERMINAL(1100, 800) "$D << EOD\n", f);
+    for (size_t i = 0; i < r->nsec; i++)
+        fprintf(f, "%.3f %.1f %.3f %.3f\n", r->timeline[i].t_s, r->timeline[i].ops_per_sec,
+                r->timeline[i].p50_ms, r->timeline[i].p99_ms);
+    fprintf(f, "EOD\n"
+               "set multiplot layout 2,1 title 'pgbank bench: %s, %d clients x depth %d, "
+               "%lld account%s (%s), %.1f s'\n"
+               "set grid\n"
+               "set key outside right center\n"
+               "set lmargin at screen 0.08\n"
+               "set rmargin at screen 0.66\n"
+               "set xrange [0:*]\n"
+               "set xlabel 'seconds'\n"
+               "set ylabel 'withdrawals/s'\n"
+               "set yrange [0:*]\n"
+               "set format y '%%.0f'\n",
+            pgbank_strategy_name(set->strategy), set->clients, set->depth,
+            (long long)set->accounts, set->accounts == 1 ? "" : "s",
+            set->zipf ? "zipf" : "uniform", secs(set->duration_ns));
+    fprintf(f, "plot $D using 1:2 with linespoints lw 2 pt 7 title 'pgbank %s (%.0f/s)'",
+            pgbank_strategy_name(set->strategy), run_ops_per_sec(r));
+    for (int i = 0; s && s->wanted && i < PGB_COUNT; i++)
+        if (s->res[i].ran)
+            fprintf(f, ", %.1f with lines dt 2 lw 2 title 'pgbench %s (%.0f/s)'",
+                    s->res[i].ops_per_sec, pgb_names[i], s->res[i].ops_per_sec);
+    fprintf(f, "\n"
+               "set ylabel 'latency (ms)'\n"
+               "set logscale y\n"
+               "set yrange [*:*]\n"
+               "set format y '%%g'\n"
+               "plot $D using 1:3 with linespoints lw 2 pt 7 title 'p50', "
+               "$D using 1:4 with linespoints lw 2 pt 5 title 'p99'\n"
+               "unset multiplot\n");
+    return cli_plot_end(&p, file, err, errlen);
 }
 
 /* ------------------------------------------------------------------------
@@ -1251,11 +1204,12 @@ static void print_json(const bench_report *rep)
            run_ops_per_sec(r));
     printf("\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
            "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"client_cpu_us_per_op\":%.3f,"
-           "\"peak_rss_mb\":%.1f,\"failures\":%lld,\"failures_by_status\":{",
+           "\"peak_rss_mb\":%.1f,\"failures\":%lld,\"stopped_slots\":%d,"
+           "\"failures_by_status\":{",
            cli_hist_percentile_ms(h, 50), cli_hist_percentile_ms(h, 90),
            cli_hist_percentile_ms(h, 99), cli_hist_percentile_ms(h, 99.9),
            (double)h->max_us / 1000.0, cli_hist_mean_ms(h), r->cpu_us_per_op, r->rss_mb,
-           (long long)r->failures);
+           (long long)r->failures, r->stopped_slots);
     int first = 1;
     for (int i = 0; i < PGBANK__STATUS_COUNT; i++) {
         if (!r->by_status[i])
@@ -1447,7 +1401,7 @@ static int parse_duration(const cli *c, const char *s, int64_t *ns)
 
 static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
 {
-    const char *strategy = "atomic", *clients = "16", *depth = "1", *accounts = "10000";
+    const char *strategy = "atomic", *clients = "16", *depth = NULL, *accounts = "10000";
     const char *distribution = "uniform", *connections = NULL, *batch_max = NULL;
     const char *batch_inflight = NULL;
     memset(set, 0, sizeof *set);
@@ -1488,6 +1442,11 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
     if ((rc = parse_int(c, "--clients", clients, 1, MAX_CLIENTS, &v)) != 0)
         return rc;
     set->clients = (int)v;
+    /* batch exists for many operations waiting at once: with one per client
+     * it would only ever send batches of one.  Its clients keep 64 each in
+     * flight unless told otherwise; every other strategy is a closed loop. */
+    if (!depth)
+        depth = set->strategy == PGBANK_BATCH ? "64" : "1";
     if ((rc = parse_int(c, "--depth", depth, 1, MAX_DEPTH, &v)) != 0)
         return rc;
     set->depth = (int)v;
@@ -1572,17 +1531,9 @@ static int run_bench(cli *c, int argc, char **argv)
     int rc = parse_settings(c, argc, argv, &set);
     if (rc)
         return rc;
-    char gnuplot[4096] = "";
-    if (set.plot) {
-        if (!find_gnuplot(gnuplot, sizeof gnuplot)) {
-            fprintf(stderr, "pgbank bench: gnuplot not found: install gnuplot-nox to draw "
-                            "plots (Debian/Ubuntu: apt-get install gnuplot-nox), or run "
-                            "without --plot\n");
-            return CLI_EXIT_USAGE;
-        }
-        if ((rc = plot_check(c, set.plot)) != 0)
-            return rc;
-    }
+    char gnuplot[CLI_PATH_MAX] = "";
+    if (set.plot && (rc = cli_plot_check(c, set.plot, gnuplot, sizeof gnuplot)) != 0)
+        return rc;
     if (!pgbank_strategy_is_safe(set.strategy))
         fprintf(stderr, "pgbank bench: WARNING: %s is UNSAFE FOR MONEY (lost updates at READ "
                 "COMMITTED); measured for comparison only, and the money check will likely "
@@ -1618,14 +1569,15 @@ static int run_bench(cli *c, int argc, char **argv)
     }
     if ((rc = db_connect(&d)) != 0)
         goto out;
-    fprintf(stderr, "pgbank bench: setting up %lld accounts in schema " BENCH_SCHEMA "...\n",
-            (long long)set.accounts);
+    fprintf(stderr, "pgbank bench: setting up %lld account%s in schema " BENCH_SCHEMA "...\n",
+            (long long)set.accounts, set.accounts == 1 ? "" : "s");
     int64_t t0 = now_ns();
     if ((rc = db_setup(&d, &set)) != 0)
         goto out;
     rep.setup_ns = now_ns() - t0;
-    fprintf(stderr, "pgbank bench: %lld accounts ready in %.1f s; %s, %d clients x depth %d, "
-            "%d connections, %s s\n", (long long)set.accounts, secs(rep.setup_ns),
+    fprintf(stderr, "pgbank bench: %lld account%s ready in %.1f s; %s, %d clients x depth %d, "
+            "%d connections, %s s\n", (long long)set.accounts, set.accounts == 1 ? "" : "s",
+            secs(rep.setup_ns),
             pgbank_strategy_name(set.strategy), set.clients, set.depth, set.connections,
             set.duration_arg);
 
@@ -1647,7 +1599,7 @@ static int run_bench(cli *c, int argc, char **argv)
         s->op.user_data = s;
         s->run = r;
     }
-    if ((rc = open_engine(c, &d, &set, &r->eng)) != 0)
+    if ((rc = db_settle(&d)) != 0 || (rc = open_engine(c, &d, &set, &r->eng)) != 0)
         goto out;
     int64_t commits0 = db_commits_settled(&d);
     rc = run_measure(c, r);
@@ -1681,6 +1633,9 @@ static int run_bench(cli *c, int argc, char **argv)
     if (r->first_failure[0])
         cli_error(c, 0, "%lld withdrawals failed (first: %s)", (long long)r->failures,
                   r->first_failure);
+    if (r->stopped_slots)
+        cli_error(c, 0, "%d of the %d withdrawals kept in flight stopped after a database "
+                  "failure (as a pgbench client aborts)", r->stopped_slots, r->nslots);
     if (!rep.money_ok) {
         cli_error(c, 0, "money check failed: the balances fell by %lld but %lld withdrawals "
                   "were reported ok%s", (long long)rep.debited, (long long)r->ok,
@@ -1735,7 +1690,8 @@ const cli_command cli_cmd_bench = {
     "                      hot account)\n"
     "  --distribution X    uniform (default) or zipf\n"
     "  --depth D           withdrawals each client keeps in flight (default 1: a\n"
-    "                      closed loop, like a pgbench client).  C x D withdrawals\n"
+    "                      closed loop, like a pgbench client; 64 for batch, which\n"
+    "                      needs operations waiting to group).  C x D withdrawals\n"
     "                      are outstanding at any time; atomic pipelines up to D\n"
     "                      of them on one connection, batch groups them into\n"
     "                      batches; the multi-statement strategies queue them\n"
@@ -1758,7 +1714,8 @@ const cli_command cli_cmd_bench = {
     "                      gnuplot (gnuplot-nox; or $PGBANK_GNUPLOT)\n"
     "  --journal           keep pgbank's journal (one more row written per\n"
     "                      withdrawal); by default the bench schema has none, so\n"
-    "                      pgbank and pgbench run the same SQL\n"
+    "                      pgbank and pgbench run the same SQL (every strategy,\n"
+    "                      batch included)\n"
     "  --json              one object: strategy, clients, depth, accounts,\n"
     "                      duration_s, ops, ops_per_sec, p50_ms, p90_ms, p99_ms,\n"
     "                      p999_ms, client_cpu_us_per_op, peak_rss_mb, failures,\n"

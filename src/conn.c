@@ -232,6 +232,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->id_max = imax;
     eng->id_has_default = PQgetvalue(r, 0, 2)[0] == 't';
     eng->journal = PQgetvalue(r, 0, 3)[0] == 't';
+    eng->batch_fn = PQgetvalue(r, 0, 4)[0] == 't';
     eng->probed = 1;
 }
 
@@ -255,7 +256,8 @@ static int setup_synced(pgbank__conn *c)
         c->state = CONN_PREPARING;
         for (int i = 0; i < SQL__COUNT; i++) {
             const pgbank__sql *s = &pgbank__sql_table[i];
-            if (i == SQL_PROBE || (s->needs_journal && !eng->journal))
+            if (i == SQL_PROBE || ((s->needs & SQL_NEEDS_JOURNAL) && !eng->journal) ||
+                ((s->needs & SQL_NEEDS_BATCH) && !eng->batch_fn))
                 continue;
             if (!PQsendPrepare(c->pg, s->name, s->text, s->nparams, NULL))
                 return -1;

@@ -531,7 +531,7 @@ static char *rewrite(const char *in, char *err, size_t errlen)
  * port "half-of-password") would end up quoted in an error message. */
 static int ambiguous_password(const char *uri)
 {
-    const char *b1, *e1, *b2, *e2;
+    const char *b1 = NULL, *e1 = NULL, *b2 = NULL, *e2 = NULL;
     int strict = uri_password(uri, 0, &b1, &e1);
     int generous = uri_password(uri, 1, &b2, &e2);
     if (!generous)

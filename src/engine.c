@@ -256,7 +256,7 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
             pgbank__conn *c = engine_pick(eng, op);
             if (!c)
                 break;
-            if (!eng->journal) {
+            if (!eng->batch_fn) {
                 /* The batch function comes with `pgbank init`. */
                 pgbank_status st = PGBANK_DB_ERROR;
                 const char *bad = pgbank__op_invalid(eng, op, &st);

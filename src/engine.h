@@ -70,7 +70,8 @@ struct pgbank_engine {
     int64_t balance_max;
     int64_t id_max;
     int id_has_default;
-    int journal; /* schema 3: pgbank_journal, pgbank_keys, pgbank_batch() exist */
+    int journal;  /* pgbank_journal and pgbank_keys exist */
+    int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
     int schema_error; /* the last connection failed on the schema, not the network */
     pgbank_op *delayed; /* serializable retries waiting for their backoff */
     int batches_inflight;

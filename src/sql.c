@@ -23,21 +23,20 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_SAVEPOINT] = {"pgbank_savepoint", "SAVEPOINT pgbank_work", 0, 0},
     [SQL_ROLLBACK_TO_SAVEPOINT] = {"pgbank_rollback_to", "ROLLBACK TO SAVEPOINT pgbank_work", 0,
                                    0},
-    /* balance type, id type, whether id has a default, whether schema 3 is
-     * complete (journal, keys with their message, the batch function: an
-     * older schema works without them until `pgbank init` upgrades it).
-     * No row: the accounts table is missing. */
+    /* balance type, id type, whether id has a default, whether the journal
+     * and the keys (with their message) exist, whether the batch functions
+     * exist.  An older schema works without them until `pgbank init`
+     * upgrades it.  No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
                    " to_regclass('pgbank_journal') IS NOT NULL"
-                   " AND to_regclass('pgbank_keys') IS NOT NULL"
-                   " AND to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[],"
+                   " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
+                   "'pgbank_keys') AND attname = 'message'),"
+                   " to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[],"
                    "bigint)') IS NOT NULL"
                    " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint,bigint)')"
                    " IS NOT NULL"
-                   " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
-                   "'pgbank_keys') AND attname = 'message')"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -75,45 +74,45 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                      " WHERE id = $1 AND balance >= $2 RETURNING id, balance) " JOURNAL_INSERT
                      "SELECT id, $3::text, -$2::bigint, balance, $5::text, $4::text FROM u"
                      " RETURNING balance_after",
-                     5, 1},
+                     5, SQL_NEEDS_JOURNAL},
     [SQL_CREDIT_J] = {"pgbank_credit_j",
                       "WITH u AS (UPDATE accounts SET balance = balance + $2"
                       " WHERE id = $1 RETURNING id, balance) " JOURNAL_INSERT
                       "SELECT id, $3::text, $2::bigint, balance, $5::text, $4::text FROM u"
                       " RETURNING balance_after",
-                      5, 1},
+                      5, SQL_NEEDS_JOURNAL},
     [SQL_OPEN_J] = {"pgbank_open_j",
                     "WITH a AS (INSERT INTO accounts (balance) VALUES ($1) RETURNING id, balance) "
                     JOURNAL_INSERT "SELECT id, 'open', balance, balance, NULL, NULL FROM a"
                     " RETURNING account",
-                    1, 1},
+                    1, SQL_NEEDS_JOURNAL},
     /* $1 account, $2 op, $3 signed amount, $4 balance after, $5 strategy, $6 key */
-    [SQL_JOURNAL] = {"pgbank_journal", JOURNAL_INSERT "VALUES ($1, $2, $3, $4, $5, $6)", 6, 1},
+    [SQL_JOURNAL] = {"pgbank_journal", JOURNAL_INSERT "VALUES ($1, $2, $3, $4, $5, $6)", 6, SQL_NEEDS_JOURNAL},
     /* $1 key, $2 op, $3 account, $4 to_account, $5 amount */
     [SQL_KEY_CLAIM] = {"pgbank_key_claim",
                        "INSERT INTO pgbank_keys (key, op, account, to_account, amount, status)"
                        " VALUES ($1, $2, $3, $4, $5, 'pending')"
                        " ON CONFLICT (key) DO NOTHING RETURNING 1",
-                       5, 1},
+                       5, SQL_NEEDS_JOURNAL},
     [SQL_KEY_READ] = {"pgbank_key_read",
                       "SELECT op, account, COALESCE(to_account, 0), amount, status,"
                       " COALESCE(balance, 0), COALESCE(to_balance, 0), COALESCE(message, '')"
                       " FROM pgbank_keys WHERE key = $1",
-                      1, 1},
+                      1, SQL_NEEDS_JOURNAL},
     /* $1 key, $2 status, $3 balance, $4 to_balance, $5 message */
     [SQL_KEY_SET] = {"pgbank_key_set",
                      "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4,"
                      " message = $5 WHERE key = $1",
-                     5, 1},
+                     5, SQL_NEEDS_JOURNAL},
     /* $1 kinds (0 withdraw, 1 deposit, 2 transfer), $2 accounts, $3 destinations,
      * $4 amounts, $5 the balance column's maximum */
     [SQL_BATCH] = {"pgbank_batch",
                    "SELECT status, bal, to_bal FROM pgbank_batch($1::smallint[], $2::bigint[],"
                    " $3::bigint[], $4::bigint[], $5::bigint)",
-                   5, 1},
+                   5, SQL_NEEDS_BATCH},
     /* $1 kind, $2 account, $3 amount, $4 the balance column's maximum */
     [SQL_BATCH_ONE] = {"pgbank_batch_one",
                        "SELECT status, bal FROM pgbank_batch_one($1::smallint, $2::bigint,"
                        " $3::bigint, $4::bigint)",
-                       4, 1},
+                       4, SQL_NEEDS_BATCH},
 };

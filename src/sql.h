@@ -36,11 +36,13 @@ typedef enum pgbank__sql_id {
     SQL__COUNT
 } pgbank__sql_id;
 
+enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2 };
+
 typedef struct pgbank__sql {
     const char *name; /* prepared statement name */
     const char *text;
     int nparams;
-    int needs_journal; /* refers to pgbank_journal / pgbank_keys / pgbank_batch */
+    int needs; /* SQL_NEEDS_*: what must exist before it can be prepared */
 } pgbank__sql;
 
 extern const pgbank__sql pgbank__sql_table[SQL__COUNT];
