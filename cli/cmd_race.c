@@ -388,7 +388,7 @@ static const char *lock_name(pgbank_strategy s)
     case PGBANK_FOR_UPDATE: return "row lock";
     case PGBANK_ATOMIC: return "atomic UPDATE";
     case PGBANK_SERIALIZABLE: return "SSI + retry";
-    case PGBANK_BATCH: return "rows, id order";
+    case PGBANK_BATCH: return "id-order rows";
     default: return "-";
     }
 }
