@@ -221,3 +221,48 @@ int cli_parse_account(const cli *c, const char *s, int64_t *out)
 {
     return parse_at_least(c, "account id", s, 1, "must be positive", out);
 }
+
+int cli_parse_range(const cli *c, const char *opt, const char *s, int64_t min, int64_t max,
+                    int64_t *out)
+{
+    int64_t v = 0;
+    if (pgbank_parse_int64(s, &v) != 0 || v < min || v > max)
+        return cli_usage_error(c, "invalid %s '%s': a whole number from %lld to %lld", opt, s,
+                               (long long)min, (long long)max);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_count(const cli *c, const char *opt, const char *s, int min, int max, int *out)
+{
+    int64_t v = 0;
+    int rc = cli_parse_range(c, opt, s, min, max, &v);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
+}
+
+int cli_parse_seconds(const cli *c, const char *opt, const char *s, int64_t max_s, int64_t *ns)
+{
+    int64_t whole = 0, frac = 0, scale = 1000000000;
+    const char *p = s;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        whole = whole * 10 + (*p - '0');
+        if (whole > max_s)
+            break;
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (*p - '0') * scale;
+            }
+        }
+    }
+    *ns = whole * 1000000000 + frac;
+    if (!digits || *p || *ns <= 0 || *ns > max_s * 1000000000)
+        return cli_usage_error(c, "invalid %s '%s': seconds above 0 and at most %lld, "
+                               "like 10 or 0.5", opt, s, (long long)max_s);
+    return 0;
+}

@@ -108,6 +108,14 @@ int cli_parse_amount(const cli *c, const char *what, const char *s,
 int cli_parse_balance(const cli *c, const char *s, int64_t *out); /* >= 0 */
 int cli_parse_account(const cli *c, const char *s, int64_t *out); /* > 0 */
 
+/* An option's whole number within [min, max]; an int one; seconds above 0
+ * and at most max_s, with an optional fraction ("10", "0.5"), in ns.
+ * Return 0, or CLI_EXIT_USAGE after naming the option and the problem. */
+int cli_parse_range(const cli *c, const char *opt, const char *s, int64_t min, int64_t max,
+                    int64_t *out);
+int cli_parse_count(const cli *c, const char *opt, const char *s, int min, int max, int *out);
+int cli_parse_seconds(const cli *c, const char *opt, const char *s, int64_t max_s, int64_t *ns);
+
 /* --- Messages ----------------------------------------------------------- */
 
 /* "pgbank: <message>" on stderr, scrubbed of the password; with --json and
@@ -170,6 +178,9 @@ int cli_db_open_engine(cli *c, cli_db *db, int connections);
  * (--echo) and unnamed statements (--unnamed-statements).  Commands that
  * set up an engine of their own start from these. */
 void cli_engine_options(cli *c, const cli_db *db, pgbank_options *opt);
+/* The same for a connection string of the command's own (a schema of its
+ * own appended, say). */
+void cli_engine_options_for(cli *c, const char *conninfo, pgbank_options *opt);
 
 /* cli_db_resolve() without auto_init + an engine of one connection: what a
  * command running one operation needs. */

@@ -1362,43 +1362,6 @@ static void print_text(const bench_report *rep)
  * Options.
  * ------------------------------------------------------------------------ */
 
-static int parse_int(const cli *c, const char *opt, const char *s, int64_t min, int64_t max,
-                     int64_t *out)
-{
-    int64_t v;
-    if (pgbank_parse_int64(s, &v) != 0 || v < min || v > max)
-        return cli_usage_error(c, "invalid %s '%s': a whole number from %lld to %lld", opt, s,
-                               (long long)min, (long long)max);
-    *out = v;
-    return 0;
-}
-
-/* Seconds, as digits with an optional fraction ("10", "0.5"). */
-static int parse_duration(const cli *c, const char *s, int64_t *ns)
-{
-    int64_t whole = 0, frac = 0, scale = 1000000000;
-    const char *p = s;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        whole = whole * 10 + (*p - '0');
-        if (whole > 86400)
-            break;
-    }
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (*p - '0') * scale;
-            }
-        }
-    }
-    *ns = whole * 1000000000 + frac;
-    if (!digits || *p || *ns <= 0 || *ns > (int64_t)86400 * 1000000000)
-        return cli_usage_error(c, "invalid --duration '%s': seconds above 0 and at most "
-                               "86400, like 10 or 0.5", s);
-    return 0;
-}
-
 static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
 {
     const char *strategy = "atomic", *clients = "16", *depth = NULL, *accounts = "10000";
@@ -1439,7 +1402,7 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
         return cli_usage_error(c, "unknown distribution '%s': uniform or zipf",
                                distribution);
     int64_t v = 0;
-    if ((rc = parse_int(c, "--clients", clients, 1, MAX_CLIENTS, &v)) != 0)
+    if ((rc = cli_parse_range(c, "--clients", clients, 1, MAX_CLIENTS, &v)) != 0)
         return rc;
     set->clients = (int)v;
     /* batch exists for many operations waiting at once: with one per client
@@ -1447,24 +1410,24 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
      * flight unless told otherwise; every other strategy is a closed loop. */
     if (!depth)
         depth = set->strategy == PGBANK_BATCH ? "64" : "1";
-    if ((rc = parse_int(c, "--depth", depth, 1, MAX_DEPTH, &v)) != 0)
+    if ((rc = cli_parse_range(c, "--depth", depth, 1, MAX_DEPTH, &v)) != 0)
         return rc;
     set->depth = (int)v;
-    if ((rc = parse_int(c, "--accounts", accounts, 1, MAX_ACCOUNTS, &set->accounts)) != 0)
+    if ((rc = cli_parse_range(c, "--accounts", accounts, 1, MAX_ACCOUNTS, &set->accounts)) != 0)
         return rc;
     set->connections = set->clients;
     if (connections) {
-        if ((rc = parse_int(c, "--connections", connections, 1, MAX_CLIENTS, &v)) != 0)
+        if ((rc = cli_parse_range(c, "--connections", connections, 1, MAX_CLIENTS, &v)) != 0)
             return rc;
         set->connections = (int)v;
     }
     if (batch_max) {
-        if ((rc = parse_int(c, "--batch-max", batch_max, 1, 1000000, &v)) != 0)
+        if ((rc = cli_parse_range(c, "--batch-max", batch_max, 1, 1000000, &v)) != 0)
             return rc;
         set->batch_max = (int)v;
     }
     if (batch_inflight) {
-        if ((rc = parse_int(c, "--batch-inflight", batch_inflight, 1, MAX_CLIENTS, &v)) != 0)
+        if ((rc = cli_parse_range(c, "--batch-inflight", batch_inflight, 1, MAX_CLIENTS, &v)) != 0)
             return rc;
         set->batch_inflight = (int)v;
     }
@@ -1474,43 +1437,25 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
                                MAX_INFLIGHT);
     if (set->plot && !set->plot[0])
         return cli_usage_error(c, "--plot needs a file name");
-    return parse_duration(c, set->duration_arg, &set->duration_ns);
+    return cli_parse_seconds(c, "--duration", set->duration_arg, 86400, &set->duration_ns);
 }
 
 /* ------------------------------------------------------------------------
  * The command.
  * ------------------------------------------------------------------------ */
 
-static void echo_line(void *arg, const char *line)
-{
-    const cli *c = arg;
-    size_t size = strlen(line) * 4 + 64; /* "****" may outgrow a password */
-    char *buf = malloc(size);
-    if (!buf)
-        return;
-    memcpy(buf, line, strlen(line) + 1);
-    cli_scrub(c, buf, size);
-    fprintf(stderr, "%s\n", buf);
-    free(buf);
-}
-
 /* The engine: `connections` connections (pipeline depth D for the
  * single-statement strategies), all open before the clock starts. */
 static int open_engine(cli *c, bench_db *d, const bench_settings *set, pgbank_engine **out)
 {
     pgbank_options opt;
-    pgbank_options_init(&opt);
-    opt.conninfo = d->conninfo;
+    cli_engine_options_for(c, d->conninfo, &opt); /* --echo, --unnamed-statements */
     opt.connections = set->connections;
     opt.pipeline_depth = set->depth;
     if (set->batch_max)
         opt.batch_max = set->batch_max;
     if (set->batch_inflight)
         opt.batch_inflight = set->batch_inflight;
-    if (c->echo) {
-        opt.echo = echo_line;
-        opt.echo_arg = c;
-    }
     char err[1024] = "";
     int rc = pgbank_engine_new(out, &opt, err, sizeof err);
     if (rc)

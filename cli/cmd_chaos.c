@@ -577,20 +577,6 @@ static int chaos_open_accounts(chaos *ch)
     return 0;
 }
 
-/* --echo: every statement the engine sends, scrubbed like any message. */
-static void echo_line(void *arg, const char *line)
-{
-    const cli *c = arg;
-    size_t size = strlen(line) * 4 + 64; /* "****" may outgrow a password */
-    char *buf = malloc(size);
-    if (!buf)
-        return;
-    memcpy(buf, line, strlen(line) + 1);
-    cli_scrub(c, buf, size);
-    fprintf(stderr, "%s\n", buf);
-    free(buf);
-}
-
 static int chaos_setup(chaos *ch)
 {
     cli *c = ch->c;
@@ -620,16 +606,11 @@ static int chaos_setup(chaos *ch)
         return cli_error(c, CLI_EXIT_FAILURE, "could not create pgbank's tables in schema "
                          "%s: %s", ch->schema, err);
     pgbank_options opt;
-    pgbank_options_init(&opt);
-    opt.conninfo = ch->ci;
+    cli_engine_options_for(c, ch->ci, &opt); /* --echo, --unnamed-statements */
     opt.connections = ch->set->clients;
     opt.connect_timeout_ms = 5000;
     opt.retry_max = 100;
     opt.retry_budget_ms = 20000;
-    if (c->echo) {
-        opt.echo = echo_line;
-        opt.echo_arg = c;
-    }
     err[0] = '\0';
     if ((rc = pgbank_engine_new(&ch->eng, &opt, err, sizeof err)) != 0)
         return cli_error(c, CLI_EXIT_FAILURE, "could not create the engine: %s",
@@ -1174,44 +1155,6 @@ static void print_report(const chaos *ch)
  * Options.
  * ------------------------------------------------------------------------ */
 
-static int parse_count(const cli *c, const char *opt, const char *s, int min, int max,
-                       int *out)
-{
-    int64_t v;
-    if (pgbank_parse_int64(s, &v) != 0 || v < min || v > max)
-        return cli_usage_error(c, "invalid %s '%s': a whole number from %d to %d", opt, s,
-                               min, max);
-    *out = (int)v;
-    return 0;
-}
-
-/* Seconds, as digits with an optional fraction ("40", "0.5"). */
-static int parse_seconds(const cli *c, const char *opt, const char *s, int64_t max_s,
-                         int64_t *ns)
-{
-    int64_t whole = 0, frac = 0, scale = 1000000000;
-    const char *p = s;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        whole = whole * 10 + (*p - '0');
-        if (whole > max_s)
-            break;
-    }
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (*p - '0') * scale;
-            }
-        }
-    }
-    *ns = whole * 1000000000 + frac;
-    if (!digits || *p || *ns <= 0 || *ns > max_s * 1000000000)
-        return cli_usage_error(c, "invalid %s '%s': seconds above 0 and at most %lld, "
-                               "like 40 or 0.5", opt, s, (long long)max_s);
-    return 0;
-}
-
 static int parse_faults(const cli *c, const char *s, int *out)
 {
     *out = 0;
@@ -1251,10 +1194,10 @@ static int parse_settings(cli *c, int argc, char **argv, chaos_settings *set)
     int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
         return rc;
-    if ((rc = parse_seconds(c, "--duration", set->duration_arg, 86400, &set->duration_ns)) ||
-        (rc = parse_seconds(c, "--drain-timeout", drain, 3600, &set->drain_ns)) ||
-        (rc = parse_count(c, "--clients", clients, 1, MAX_CLIENTS, &set->clients)) ||
-        (rc = parse_count(c, "--accounts", accounts, 2, MAX_ACCOUNTS, &set->accounts)))
+    if ((rc = cli_parse_seconds(c, "--duration", set->duration_arg, 86400, &set->duration_ns)) ||
+        (rc = cli_parse_seconds(c, "--drain-timeout", drain, 3600, &set->drain_ns)) ||
+        (rc = cli_parse_count(c, "--clients", clients, 1, MAX_CLIENTS, &set->clients)) ||
+        (rc = cli_parse_count(c, "--accounts", accounts, 2, MAX_ACCOUNTS, &set->accounts)))
         return rc;
     if (seed) {
         int64_t v;

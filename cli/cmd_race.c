@@ -761,43 +761,6 @@ static int parse_strategies(const cli *c, const char *list, race_settings *set)
     }
 }
 
-static int parse_count(const cli *c, const char *opt, const char *s, int min,
-                       int max, int *out)
-{
-    int64_t v;
-    if (pgbank_parse_int64(s, &v) != 0 || v < min || v > max)
-        return cli_usage_error(c, "invalid %s '%s': a whole number from %d "
-                               "to %d", opt, s, min, max);
-    *out = (int)v;
-    return 0;
-}
-
-/* Seconds, as digits with an optional fraction ("2", "0.5"). */
-static int parse_duration(const cli *c, const char *s, int64_t *ns)
-{
-    int64_t whole = 0, frac = 0, scale = 1000000000;
-    const char *p = s;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        whole = whole * 10 + (*p - '0');
-        if (whole > 3600)
-            break;
-    }
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (*p - '0') * scale;
-            }
-        }
-    }
-    *ns = whole * 1000000000 + frac;
-    if (!digits || *p || *ns <= 0 || *ns > (int64_t)3600 * 1000000000)
-        return cli_usage_error(c, "invalid --duration '%s': seconds above 0 "
-                               "and at most 3600, like 2 or 0.5", s);
-    return 0;
-}
-
 static int parse_settings(cli *c, int argc, char **argv, race_settings *set)
 {
     const char *strategies = NULL, *runs = "20", *mode = "deterministic";
@@ -825,12 +788,12 @@ static int parse_settings(cli *c, int argc, char **argv, race_settings *set)
     else if (strcmp(mode, "natural") != 0)
         return cli_usage_error(c, "invalid --mode '%s': deterministic or "
                                "natural", mode);
-    if ((rc = parse_count(c, "--runs", runs, 1, MAX_RUNS, &set->runs)) ||
-        (rc = parse_count(c, "--clients", clients, 2, MAX_CLIENTS,
+    if ((rc = cli_parse_count(c, "--runs", runs, 1, MAX_RUNS, &set->runs)) ||
+        (rc = cli_parse_count(c, "--clients", clients, 2, MAX_CLIENTS,
                           &set->clients)) ||
-        (rc = parse_count(c, "--hot-clients", hot, 2, MAX_CLIENTS,
+        (rc = cli_parse_count(c, "--hot-clients", hot, 2, MAX_CLIENTS,
                           &set->hot_clients)) ||
-        (rc = parse_duration(c, set->duration_arg, &set->duration_ns)))
+        (rc = cli_parse_seconds(c, "--duration", set->duration_arg, 3600, &set->duration_ns)))
         return rc;
     return 0;
 }

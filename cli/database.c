@@ -127,8 +127,13 @@ static void echo_line(void *arg, const char *line)
 
 void cli_engine_options(cli *c, const cli_db *db, pgbank_options *opt)
 {
+    cli_engine_options_for(c, db->conninfo, opt);
+}
+
+void cli_engine_options_for(cli *c, const char *conninfo, pgbank_options *opt)
+{
     pgbank_options_init(opt);
-    opt->conninfo = db->conninfo;
+    opt->conninfo = conninfo;
     /* PgBouncer in transaction pooling hands each transaction whichever
      * server connection is free: a statement prepared on one is unknown on
      * the next, so only unnamed statements work there. */
