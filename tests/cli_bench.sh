@@ -6,30 +6,6 @@
 # No speed is asserted: the machine running the tests may be slow or busy.
 . "$(dirname "$0")/cli_lib.sh"
 
-PY=$(command -v python3 || true)
-if [ -z "$PY" ]; then
-    echo "cli_bench.sh: python3 is required to read pgbank bench --json" >&2
-    exit 1
-fi
-
-# check_json PYTHON_CODE: runs the code with `d` = the last stdout's JSON
-# object; an AssertionError fails the scenario.
-check_json() {
-    local why
-    why=$(printf '%s' "$OUT" | "$PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-try:
-    exec(sys.argv[1])
-except AssertionError as e:
-    print("assertion failed:", e)
-    sys.exit(1)
-except KeyError as e:
-    print("missing field:", e)
-    sys.exit(1)
-' "$1" 2>&1) || fail "$why"
-}
-
 # The fields every report carries, and what must hold of them.
 SANE='
 for k in ("strategy", "clients", "depth", "accounts", "duration_s", "ops", "ops_per_sec",

@@ -7,30 +7,6 @@
 # never.  Bad usage exits 2.
 . "$(dirname "$0")/cli_lib.sh"
 
-PY=$(command -v python3 || true)
-if [ -z "$PY" ]; then
-    echo "cli_chaos.sh: python3 is required to read pgbank chaos --json" >&2
-    exit 1
-fi
-
-# check_json PYTHON_CODE: runs the code with `r` = the last stdout's object;
-# an AssertionError fails the scenario with its message.
-check_json() {
-    local why
-    why=$(printf '%s' "$OUT" | "$PY" -c '
-import json, sys
-r = json.load(sys.stdin)
-try:
-    exec(sys.argv[1])
-except AssertionError as e:
-    print("assertion failed:", e)
-    sys.exit(1)
-except Exception as e:
-    print("bad JSON object:", repr(e))
-    sys.exit(1)
-' "$1" 2>&1) || fail "$why"
-}
-
 COMMON='
 for k in ("money_lost", "money_created", "negative_balances", "ops_without_result",
           "applied_not_acknowledged", "acknowledged_not_applied", "applied_twice", "torn",

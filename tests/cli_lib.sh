@@ -6,6 +6,9 @@
 #   expect_out_has TEXT   the last stdout contains TEXT (also expect_err_has)
 #   expect_nowhere TEXT   neither stdout nor stderr contains TEXT
 #   expect_json           the last stdout is valid JSON
+#   check_json CODE [PRE] runs Python CODE on the last stdout's JSON object,
+#                         bound to d (and r, doc); PRE runs first (e.g. to
+#                         index it); an AssertionError fails the scenario
 #   open_account N        opens an account holding N, prints its id
 #   expect_balance ID N   the account holds exactly N
 #   server_params         SRV_HOST/PORT/USER/DB of the throwaway server
@@ -112,4 +115,30 @@ scenario() {
 
 finish() {
     exit "$FAILED"
+}
+
+# check_json CODE [PRE]: the last stdout's JSON object is d (also r and doc);
+# PRE (optional Python) runs first; CODE's AssertionError, a missing field
+# or a malformed object fails the scenario with its message.
+check_json() {
+    local py why
+    py=$(command -v python3 || true)
+    [ -n "$py" ] || py=/usr/bin/python3
+    if [ ! -x "$py" ]; then
+        fail "python3 is required to read pgbank's --json (apt-get install python3)"
+        return
+    fi
+    why=$(printf '%s' "$OUT" | "$py" -c '
+import json, sys
+d = r = doc = json.load(sys.stdin)
+exec(sys.argv[2])
+try:
+    exec(sys.argv[1])
+except AssertionError as e:
+    print("assertion failed:", e)
+    sys.exit(1)
+except KeyError as e:
+    print("missing field:", e)
+    sys.exit(1)
+' "$1" "${2:-}" 2>&1) || fail "$why"
 }

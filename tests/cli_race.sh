@@ -5,28 +5,11 @@
 # before anything runs.
 . "$(dirname "$0")/cli_lib.sh"
 
-PY=$(command -v python3 || true)
-[ -n "$PY" ] || [ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
-if [ -z "$PY" ]; then
-    echo "cli_race.sh: python3 is required to read pgbank race --json" >&2
-    exit 1
-fi
-
-# check_json PYTHON_CODE: runs the code with `res` = the results of the
-# last stdout, keyed by (strategy, scenario); an AssertionError fails.
-check_json() {
-    local why
-    why=$(printf '%s' "$OUT" | "$PY" -c '
-import json, sys
-doc = json.load(sys.stdin)
-res = {(r["strategy"], r["scenario"]): r for r in doc["results"]}
-SCENARIOS = ("double spend", "lost update", "contention")
-try:
-    exec(sys.argv[1])
-except AssertionError as e:
-    print(e)
-    sys.exit(1)
-' "$1" 2>&1) || fail "$why"
+# check_race CODE: check_json with `res` = the last stdout's results keyed by
+# (strategy, scenario).
+check_race() {
+    check_json "$1" 'res = {(x["strategy"], x["scenario"]): x for x in doc["results"]}
+SCENARIOS = ("double spend", "lost update", "contention")'
 }
 
 race_json() {
@@ -36,7 +19,7 @@ race_json() {
 
 unsafe_strategies_go_wrong_in_every_scenario() {
     race_json --strategies explicit,begin
-    check_json '
+    check_race '
 for s in ("explicit", "begin"):
     for sc in SCENARIOS:
         r = res[(s, sc)]
@@ -51,7 +34,7 @@ for s in ("explicit", "begin"):
 
 safe_strategies_never_lose_or_create_money() {
     race_json --strategies for-update,atomic
-    check_json '
+    check_race '
 for s in ("for-update", "atomic"):
     for sc in SCENARIOS:
         r = res[(s, sc)]
@@ -70,7 +53,7 @@ for s in ("for-update", "atomic"):
 
 every_strategy_is_measured_by_default() {
     race_json --runs 1 --duration 0.1
-    check_json '
+    check_race '
 names = {s for s, _ in res}
 assert {"explicit", "begin", "for-update", "atomic"} <= names, names
 for s in names:
