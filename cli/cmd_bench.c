@@ -662,31 +662,6 @@ static void db_close(bench_db *d)
  * Child programs (pgbench, gnuplot, pg_config): fork + exec, never a shell.
  * ------------------------------------------------------------------------ */
 
-static int is_executable(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
-/* `name` in $PATH, into out. */
-static int find_in_path(const char *name, char *out, size_t len)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t n = end ? (size_t)(end - path) : strlen(path);
-        if (n && (size_t)snprintf(out, len, "%.*s/%s", (int)n, path, name) < len &&
-            is_executable(out))
-            return 1;
-        if (!end)
-            break;
-        path = end + 1;
-    }
-    return 0;
-}
-
 /* Runs argv with stdout into out (up to len - 1 bytes); returns the exit
  * status, or -1 when it could not run. */
 static int capture(char *const argv[], char *out, size_t len)
@@ -737,23 +712,23 @@ static int find_pgbench(char *out, size_t len)
     const char *env = getenv("PGBANK_PGBENCH");
     if (env && *env) {
         snprintf(out, len, "%s", env);
-        return is_executable(out);
+        return cli_is_executable(out);
     }
     char bindir[4096];
     char *const pgc[] = {"pg_config", "--bindir", NULL};
     if (capture(pgc, bindir, sizeof bindir) == 0) {
         bindir[strcspn(bindir, "\r\n")] = '\0';
-        if ((size_t)snprintf(out, len, "%s/pgbench", bindir) < len && is_executable(out))
+        if ((size_t)snprintf(out, len, "%s/pgbench", bindir) < len && cli_is_executable(out))
             return 1;
     }
-    if (find_in_path("pgbench", out, len))
+    if (cli_find_in_path("pgbench", out, len))
         return 1;
     glob_t g;
     int found = 0, best = -1;
     if (glob("/usr/lib/postgresql/*/bin/pgbench", 0, NULL, &g) == 0) {
         for (size_t i = 0; i < g.gl_pathc; i++) {
             int v = atoi(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"));
-            if (v > best && is_executable(g.gl_pathv[i])) {
+            if (v > best && cli_is_executable(g.gl_pathv[i])) {
                 best = v;
                 snprintf(out, len, "%s", g.gl_pathv[i]);
                 found = 1;

@@ -1,6 +1,7 @@
 /*
  * plot.c - `--plot FILE.png`: gnuplot as a child, fed on stdin, its PNG
- * copied to FILE once it succeeded (see plot.h).
+ * copied to FILE once it succeeded (see plot.h); and finding the programs
+ * pgbank runs (gnuplot, pgbench) in $PATH.
  */
 #include "plot.h"
 
@@ -19,20 +20,20 @@ static int is_executable(const char *path)
            access(path, X_OK) == 0;
 }
 
-int cli_plot_find_gnuplot(char *out, size_t len)
+int cli_is_executable(const char *path)
 {
-    const char *env = getenv("PGBANK_GNUPLOT");
-    if (env && *env) {
-        snprintf(out, len, "%s", env);
-        return is_executable(out);
-    }
+    return is_executable(path);
+}
+
+int cli_find_in_path(const char *name, char *out, size_t len)
+{
     const char *path = getenv("PATH");
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
     while (*path) {
         const char *end = strchr(path, ':');
         size_t n = end ? (size_t)(end - path) : strlen(path);
-        if (n && (size_t)snprintf(out, len, "%.*s/gnuplot", (int)n, path) < len &&
+        if (n && (size_t)snprintf(out, len, "%.*s/%s", (int)n, path, name) < len &&
             is_executable(out))
             return 1;
         if (!end)
@@ -41,6 +42,16 @@ int cli_plot_find_gnuplot(char *out, size_t len)
     }
     out[0] = '\0';
     return 0;
+}
+
+int cli_plot_find_gnuplot(char *out, size_t len)
+{
+    const char *env = getenv("PGBANK_GNUPLOT");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return is_executable(out);
+    }
+    return cli_find_in_path("gnuplot", out, len);
 }
 
 int cli_plot_check(const cli *c, const char *file, char *gnuplot, size_t len)

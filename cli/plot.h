@@ -36,6 +36,11 @@
     "}\n"                                                                    \
     "set output\n"
 
+/* Whether path is an executable regular file; and the first `name` in $PATH
+ * (else /usr/local/bin:/usr/bin:/bin) into out, 1 when found. */
+int cli_is_executable(const char *path);
+int cli_find_in_path(const char *name, char *out, size_t len);
+
 /* gnuplot: $PGBANK_GNUPLOT, else "gnuplot" in $PATH.  Returns 1 when it is
  * an executable file (its path in out), else 0. */
 int cli_plot_find_gnuplot(char *out, size_t len);
