@@ -5,7 +5,11 @@ PREFIX     ?= /usr/local
 CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all test test-sanitize demo install clean
+.PHONY: all test test-sanitize demo install clean deps
+
+# Installs the Debian packages a target needs when they are missing (as
+# root; otherwise prints the one `sudo apt-get install` line and stops).
+DEPS       ?= ./scripts/deps.sh
 
 all: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -15,23 +19,32 @@ $(BUILD)/CMakeCache.txt:
 
 # Every test: unit tests and the database tests, which start a throwaway
 # PostgreSQL server of their own and always remove it.
-test: all
+test:
+	@$(DEPS) test
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@$(MAKE) --no-print-directory all
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize:
+	@$(DEPS) sanitize
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DPGBANK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
 # The seed's scenario on the embedded default (the private server).
-demo: all
+demo:
+	@$(DEPS) demo
+	@$(MAKE) --no-print-directory all
 	./scripts/demo.sh $(BUILD)/pgbank
 
 # Honours DESTDIR and PREFIX.
 install: all
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+deps:
+	@$(DEPS) test
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

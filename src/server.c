@@ -21,11 +21,11 @@
 #define _XOPEN_SOURCE 700
 #endif
 #include "internal.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <glob.h>
 #include <grp.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -36,14 +36,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define SERVER_PORT "5432"
 #define SOCKET_NAME "/.s.PGSQL.5432"
@@ -57,15 +55,6 @@ typedef struct srv {
     char pgdata[PATH_MAX]; /* D/pgdata */
 } srv;
 
-/* Who runs initdb/pg_ctl: ourselves, or (as root) an unprivileged account. */
-typedef struct runas {
-    int drop; /* 1: switch to uid/gid/groups in the child */
-    uid_t uid;
-    gid_t gid;
-    char name[64];
-    gid_t groups[64];
-    int ngroups;
-} runas;
 
 static int path_join(char *out, size_t len, const char *a, const char *b)
 {
@@ -227,173 +216,26 @@ static void log_tail(const char *path, char *out, size_t outlen)
 
 /* --- Running the server programs --------------------------------------- */
 
-/* An fd >= 3, so that dup2 onto 0/1/2 in the child never meets itself. */
-static int high_fd(int fd)
-{
-    if (fd < 0 || fd > 2)
-        return fd;
-    int h = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    return h;
-}
-
-/* The environment for the server programs: ours without PG* variables,
- * which would redirect them (PGPORT, PGDATA, PGHOST ...). */
-static char **child_env(void)
-{
-    size_t n = 0;
-    for (char **e = environ; e && *e; e++)
-        n++;
-    char **env = calloc(n + 1, sizeof *env);
-    if (!env)
-        return NULL;
-    size_t o = 0;
-    for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, "PG", 2) != 0)
-            env[o++] = *e;
-    env[o] = NULL;
-    return env;
-}
-
-static void child_fail(const char *what)
-{
-    const char *msg = "pgbank: could not ";
-    ssize_t r = write(2, msg, strlen(msg));
-    r = write(2, what, strlen(what));
-    r = write(2, "\n", 1);
-    (void)r;
-    _exit(127);
-}
-
-/* Runs argv[0] (an absolute path) as `ra`, in cwd, with stdout and stderr
- * into outfd (or /dev/null when -1), and waits for it.  Returns its exit
- * status (128+N when killed by signal N), or a negative code. */
-static int run_program(char *const argv[], const runas *ra, const char *cwd,
+/* Runs a server program as `ra` in D, its output into outfd (or /dev/null
+ * when -1).  Returns its exit status or a negative code. */
+static int run_program(char *const argv[], const pgbank__runas *ra, const char *cwd,
                        int outfd, char *err, size_t errlen)
 {
-    char **env = child_env();
-    int devnull = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
-    int out = outfd >= 0 ? fcntl(outfd, F_DUPFD_CLOEXEC, 3) : devnull;
-    long maxfd = sysconf(_SC_OPEN_MAX);
-    if (maxfd < 0 || maxfd > 65536)
-        maxfd = 65536;
-    if (!env || devnull < 0 || out < 0) {
-        free(env);
-        if (devnull >= 0)
-            close(devnull);
-        if (out >= 0 && out != devnull)
-            close(out);
-        return pgbank__fail(PGBANK_ESYS, err, errlen, "could not prepare to run %s: %s",
-                            argv[0], strerror(errno));
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here to execve. */
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        int sigs[] = {SIGPIPE, SIGCHLD, SIGINT, SIGQUIT, SIGTERM, SIGHUP};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            sigaction(sigs[i], &dfl, NULL);
-        if (dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-            _exit(127);
-        /* Nothing of ours may outlive us in the postmaster: above all not
-         * the flock'd lock file, or the next start would wait forever. */
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-#endif
-            for (long fd = 3; fd < maxfd; fd++)
-                close((int)fd);
-        if (ra->drop) {
-            if (setgroups((size_t)ra->ngroups, ra->groups) != 0 ||
-                setgid(ra->gid) != 0 || setuid(ra->uid) != 0)
-                child_fail("switch to the server account");
-        }
-        umask(077);
-        if (chdir(cwd) != 0)
-            child_fail("enter the data directory");
-        execve(argv[0], argv, env);
-        child_fail("run a PostgreSQL program");
-    }
-    int saved = errno;
-    free(env);
-    close(devnull);
-    if (out != devnull)
-        close(out);
-    if (pid < 0)
-        return pgbank__fail(PGBANK_ESYS, err, errlen, "fork: %s", strerror(saved));
-    int st;
-    while (waitpid(pid, &st, 0) < 0) {
-        if (errno == EINTR)
-            continue;
-        /* ECHILD: the application ignores SIGCHLD, so the child was reaped
-         * for us; the caller checks the outcome by other means. */
-        return 0;
-    }
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
-/* Reads the first line a program prints (pg_config --bindir). */
-static int capture_line(char *const argv[], char *out, size_t len)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++)
-        fcntl(pfd[i], F_SETFD, FD_CLOEXEC);
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    char **env = child_env();
-    pid_t pid = env && devnull >= 0 ? fork() : -1;
-    if (pid == 0) {
-        if (dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(devnull, 2) < 0)
-            _exit(127);
-        execve(argv[0], argv, env);
-        _exit(127);
-    }
-    free(env);
-    if (devnull >= 0)
-        close(devnull);
-    close(pfd[1]);
-    size_t o = 0;
-    if (pid > 0) {
-        ssize_t n;
-        while (o + 1 < len && ((n = read(pfd[0], out + o, len - 1 - o)) > 0 ||
-                               (n < 0 && errno == EINTR)))
-            if (n > 0)
-                o += (size_t)n;
-    }
-    close(pfd[0]);
-    out[o] = '\0';
-    out[strcspn(out, "\r\n")] = '\0';
-    if (pid < 0)
-        return -1;
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return 0;
-}
-
-static int has_server_programs(const char *dir)
-{
-    static const char *const progs[] = {"initdb", "pg_ctl", "postgres"};
-    char p[PATH_MAX + 16];
-    for (size_t i = 0; i < 3; i++) {
-        if (snprintf(p, sizeof p, "%s/%s", dir, progs[i]) >= (int)sizeof p ||
-            access(p, X_OK) != 0)
-            return 0;
-    }
-    return 1;
+    pgbank__proc_opts o;
+    pgbank__proc_opts_init(&o);
+    o.runas = ra;
+    o.cwd = cwd;
+    o.out_fd = outfd;
+    o.err_fd = -2;
+    o.umask_077 = 1;
+    return pgbank__proc_run(argv, &o, err, errlen);
 }
 
 /* The directory of initdb, pg_ctl and postgres.  A cluster only starts
  * with its own major version, so an existing one's version comes first. */
 static int find_bindir(const srv *s, char *out, size_t len, char *err, size_t errlen)
 {
+    static const char *const need[] = {"initdb", "pg_ctl", "postgres", NULL};
     char p[PATH_MAX + 64], ver[32] = "";
     snprintf(p, sizeof p, "%s/PG_VERSION", s->pgdata);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -402,76 +244,20 @@ static int find_bindir(const srv *s, char *out, size_t len, char *err, size_t er
         close(fd);
         ver[n > 0 ? n : 0] = '\0';
         ver[strspn(ver, "0123456789.")] = '\0';
-        snprintf(p, sizeof p, "/usr/lib/postgresql/%s/bin", ver);
-        if (*ver && has_server_programs(p))
-            goto found;
     }
-
-    const char *path = getenv("PATH");
-    char pathcopy[8192];
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    pgbank__strlcpy(pathcopy, path, sizeof pathcopy);
-    char *save = NULL;
-    for (char *d = strtok_r(pathcopy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char cfg[PATH_MAX + 16];
-        snprintf(cfg, sizeof cfg, "%s/pg_config", d);
-        if (*d != '/' || access(cfg, X_OK) != 0)
-            continue;
-        char *argv[] = {cfg, "--bindir", NULL};
-        if (capture_line(argv, p, sizeof p) == 0 && p[0] == '/' &&
-            has_server_programs(p))
-            goto found;
-        break; /* the first pg_config is the one that counts */
-    }
-
-    pgbank__strlcpy(pathcopy, path, sizeof pathcopy);
-    for (char *d = strtok_r(pathcopy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        if (*d == '/' && has_server_programs(d)) {
-            pgbank__strlcpy(p, d, sizeof p);
-            goto found;
-        }
-    }
-
-    static const char *const patterns[] = {"/usr/lib/postgresql/*/bin",
-                                           "/usr/pgsql-*/bin"};
-    for (size_t i = 0; i < 2; i++) {
-        glob_t g;
-        if (glob(patterns[i], 0, NULL, &g) != 0)
-            continue;
-        long best = -1;
-        for (size_t k = 0; k < g.gl_pathc; k++) {
-            const char *v = g.gl_pathv[k] + strcspn(g.gl_pathv[k], "0123456789");
-            long major = strtol(v, NULL, 10);
-            if (major > best && has_server_programs(g.gl_pathv[k])) {
-                best = major;
-                pgbank__strlcpy(p, g.gl_pathv[k], sizeof p);
-            }
-        }
-        globfree(&g);
-        if (best >= 0)
-            goto found;
-    }
-    if (has_server_programs("/usr/local/pgsql/bin")) {
-        pgbank__strlcpy(p, "/usr/local/pgsql/bin", sizeof p);
-        goto found;
-    }
+    if (pgbank__pg_bindir(ver, need, out, len))
+        return 0;
     return pgbank__fail(PGBANK_ESERVER, err, errlen,
                         "PostgreSQL server programs (initdb, pg_ctl, postgres) "
                         "not found: tried pg_config --bindir, $PATH, "
                         "/usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, "
                         "/usr/local/pgsql/bin; install them (apt-get install "
                         "postgresql) or put their directory on PATH");
-found:
-    if (strlen(p) >= len)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "server program path too long");
-    strcpy(out, p);
-    return 0;
 }
 
 /* --- Accounts and permissions (root only) ------------------------------- */
 
-static int runas_from_pw(runas *ra, const struct passwd *pw)
+static int runas_from_pw(pgbank__runas *ra, const struct passwd *pw)
 {
     ra->drop = 1;
     ra->uid = pw->pw_uid;
@@ -487,7 +273,7 @@ static int runas_from_pw(runas *ra, const struct passwd *pw)
 
 /* Who runs the server.  As root: the owner of an existing cluster (it only
  * starts as its owner), else $PGBANK_SERVER_USER or postgres. */
-static int server_account(const srv *s, runas *ra, char *err, size_t errlen)
+static int server_account(const srv *s, pgbank__runas *ra, char *err, size_t errlen)
 {
     memset(ra, 0, sizeof *ra);
     if (geteuid() != 0) {
@@ -527,7 +313,7 @@ static int server_account(const srv *s, runas *ra, char *err, size_t errlen)
     return runas_from_pw(ra, pw);
 }
 
-static int may_search(const struct stat *st, const runas *ra)
+static int may_search(const struct stat *st, const pgbank__runas *ra)
 {
     if (st->st_uid == ra->uid)
         return (st->st_mode & S_IXUSR) != 0;
@@ -542,7 +328,7 @@ static int may_search(const struct stat *st, const runas *ra)
 /* The server account must be able to walk down to D.  Where an ancestor
  * stops it (/root is 0700), add only o+x: enough to pass through, nothing
  * to list or to write.  Said once on stderr, since it changes the system. */
-static int grant_search(const srv *s, const runas *ra, char *err, size_t errlen)
+static int grant_search(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
 {
     char changed[1024] = "";
     size_t n = strlen(s->dir);
@@ -594,7 +380,7 @@ static int chown_one(const char *p, const struct stat *st, int flag, struct FTW 
 }
 
 /* Everything in D belongs to the server account (root made some of it). */
-static int chown_tree(const srv *s, const runas *ra, char *err, size_t errlen)
+static int chown_tree(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
 {
     chown_uid = ra->uid;
     chown_gid = ra->gid;
@@ -668,7 +454,7 @@ static int lock_dir(const srv *s, char *err, size_t errlen)
     return fd;
 }
 
-static int open_log(const char *path, const runas *ra, int trunc)
+static int open_log(const char *path, const pgbank__runas *ra, int trunc)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : O_APPEND),
                   0600);
@@ -679,7 +465,7 @@ static int open_log(const char *path, const runas *ra, int trunc)
     return fd;
 }
 
-static int write_file(const char *path, const char *text, int append, const runas *ra)
+static int write_file(const char *path, const char *text, int append, const pgbank__runas *ra)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
                   0600);
@@ -694,7 +480,7 @@ static int write_file(const char *path, const char *text, int append, const runa
 
 /* initdb into D/pgdata.init, then rename: a killed initdb never leaves a
  * half-made D/pgdata that looks initialised. */
-static int init_cluster(const srv *s, const runas *ra, const char *bindir,
+static int init_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                         char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 16], log[PATH_MAX + 16], prog[PATH_MAX + 16],
@@ -744,7 +530,7 @@ static int init_cluster(const srv *s, const runas *ra, const char *bindir,
 
 /* unix_socket_directories = '"D"': double quotes for the list syntax
  * (spaces), then the config file's single-quoted string rules. */
-static int write_socket_conf(const srv *s, const runas *ra, char *err, size_t errlen)
+static int write_socket_conf(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
 {
     char text[PATH_MAX * 2 + 64], path[PATH_MAX + 16];
     size_t o = (size_t)snprintf(text, sizeof text, "unix_socket_directories = '\"");
@@ -761,7 +547,7 @@ static int write_socket_conf(const srv *s, const runas *ra, char *err, size_t er
     return 0;
 }
 
-static int start_cluster(const srv *s, const runas *ra, const char *bindir,
+static int start_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                          char *err, size_t errlen)
 {
     char log[PATH_MAX + 16], prog[PATH_MAX + 16];
@@ -840,7 +626,7 @@ static int create_database(const srv *s, char *err, size_t errlen)
     return rc;
 }
 
-static int stop_cluster(const srv *s, const runas *ra, const char *bindir,
+static int stop_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                         char *err, size_t errlen)
 {
     char log[PATH_MAX + 16], prog[PATH_MAX + 16], pgdata[PATH_MAX];
@@ -866,7 +652,7 @@ static int stop_cluster(const srv *s, const runas *ra, const char *bindir,
 PGBANK__API int pgbank_server_start(const char *data_dir, char *err, size_t errlen)
 {
     srv s;
-    runas ra;
+    pgbank__runas ra;
     char bindir[PATH_MAX];
     int rc = srv_init(&s, data_dir, err, errlen);
     if (rc == 0)
@@ -908,7 +694,7 @@ PGBANK__API int pgbank_server_start(const char *data_dir, char *err, size_t errl
 PGBANK__API int pgbank_server_stop(const char *data_dir, char *err, size_t errlen)
 {
     srv s;
-    runas ra;
+    pgbank__runas ra;
     char bindir[PATH_MAX];
     int rc = srv_init(&s, data_dir, err, errlen);
     if (rc != 0)
