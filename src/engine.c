@@ -73,7 +73,7 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         eng->opt.batch_max = 4096;
     if (eng->opt.batch_inflight < 1)
         eng->opt.batch_inflight = 1;
-    eng->rng = (uint64_t)pgbank__now_ns() ^ (uint64_t)(uintptr_t)eng;
+    eng->rng = pgbank__rand_seed();
     eng->conninfo = conninfo;
     eng->conns = conns;
     eng->nconns = opt->connections;

@@ -17,18 +17,22 @@
 #else
 #define PGBANK__PRINTF(a, b)
 #define PGBANK__API
-/* A blocking libpq connection for the administrative parts (init, audit,
- * history): *ci receives the normalised connection string (free() it, also
- * on failure).  NULL on failure, with *rc set and a password-free reason in
- * err. */
-struct pg_conn;
-struct pg_conn *pgbank__connect_blocking(const char *conninfo, char **ci, char *err,
-                                         size_t errlen, int *rc);
-
 #endif
 
+/* util.c: the one clock, sleep and random generator of the project (the
+ * command line's lab uses them too). */
 /* Monotonic clock in nanoseconds. */
 int64_t pgbank__now_ns(void);
+/* Sleeps ms milliseconds (through signals). */
+void pgbank__sleep_ms(int ms);
+/* A seed that differs between calls and processes. */
+uint64_t pgbank__rand_seed(void);
+/* splitmix64: the next 64 random bits of *state. */
+uint64_t pgbank__rand_next(uint64_t *state);
+/* Uniform in [0, 1). */
+double pgbank__rand_unit(uint64_t *state);
+/* Uniform in [0, n); 0 when n is 0. */
+uint64_t pgbank__rand_below(uint64_t *state, uint64_t n);
 
 /* Copies src into dst (size n > 0), always NUL-terminated, truncating. */
 void pgbank__strlcpy(char *dst, const char *src, size_t n);

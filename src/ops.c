@@ -569,8 +569,7 @@ static int retry_or_give_up(pgbank__conn *c, pgbank_op *op)
     int64_t base_us = 1000LL << shift; /* 2 ms, 4 ms, ... 128 ms */
     if (base_us > 100000)
         base_us = 100000;
-    eng->rng = eng->rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    int64_t jitter_us = (int64_t)((eng->rng >> 33) % (uint64_t)base_us);
+    int64_t jitter_us = (int64_t)pgbank__rand_below(&eng->rng, (uint64_t)base_us);
     pgbank__engine_delay(eng, op, now + (base_us / 2 + jitter_us) * 1000);
     return 0;
 }

@@ -4,10 +4,8 @@
  */
 #include "internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 PGBANK__API const char *pgbank_version(void) { return PGBANK_VERSION; }
 
@@ -125,34 +123,4 @@ PGBANK__API int pgbank_parse_int64(const char *s, int64_t *out)
     }
     *out = v;
     return 0;
-}
-
-int64_t pgbank__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-void pgbank__strlcpy(char *dst, const char *src, size_t n)
-{
-    if (n == 0)
-        return;
-    size_t len = src ? strlen(src) : 0;
-    if (len >= n)
-        len = n - 1;
-    if (len)
-        memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
-int pgbank__fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
 }
