@@ -102,7 +102,9 @@ typedef enum pgbank_strategy {
      * deadlock) and the operations on one account coalesce into one row
      * update.  Batch size follows load: an operation that finds a batch slot
      * free goes at once; under pressure the waiting ones go together.  Safe.
-     * Carries withdraw, deposit and transfer (without idempotency keys). */
+     * Carries withdraw, deposit and transfer; a keyed one goes alone, in its
+     * turn, through pgbank_keyed() (claim, apply and record in one call):
+     * what an application role (pgbank_schema_options.app_role) uses. */
     PGBANK_BATCH = 5
 } pgbank_strategy;
 
@@ -241,6 +243,7 @@ struct pgbank_op {
         int ntuples;
         int tries;
         int retries;
+        int outcome; /* an outcome code (refusals, keys) */
         int64_t seen;
         int64_t seen2;
         int64_t submitted_ns;
@@ -385,24 +388,69 @@ int pgbank_execute(pgbank_engine *eng, pgbank_op *op);
  * Schema.
  * ------------------------------------------------------------------------ */
 
-/* Creates pgbank's schema in the database, idempotently: the accounts table
- * (bigint minor units; an existing table of the seed's shape, integer
- * columns, is adopted as it is), the schema-version record and what the
- * operations need.  Blocking.  Returns 0, or a negative code with a
- * password-free reason in `err`. */
+/* Options of pgbank_schema_create(); pgbank_schema_options_init() gives the
+ * defaults. */
+typedef struct pgbank_schema_options {
+    /* NULL, or a login role (created when missing) that may only EXECUTE
+     * pgbank's server functions (pgbank_batch, pgbank_batch_one,
+     * pgbank_keyed): no right on any table, statement_timeout and
+     * idle_in_transaction_session_timeout of 5 s.  An application connected
+     * as it moves money with the batch strategy, keyed operations included.
+     * Refused (PGBANK_ESCHEMA) when the role is the current user, a
+     * superuser, may create roles or databases, owns the accounts table or
+     * the database, is a member of a privileged role, or may CREATE in the
+     * schema: restricting such a role would be a pretence. */
+    const char *app_role;
+    /* 1 (the default): the journal, the idempotency keys and the journaling
+     * of changes made outside pgbank.  0: none of them, for benchmarks that
+     * compare pgbank with plain SQL on the same table (an existing journal
+     * is kept). */
+    int journal;
+    /* Called with one line for each warning (every role may CREATE in the
+     * schema, say); NULL: warnings are dropped. */
+    void (*warn)(void *arg, const char *message);
+    void *warn_arg;
+} pgbank_schema_options;
+
+/* Fills *o with the defaults (journal on, no application role). */
+void pgbank_schema_options_init(pgbank_schema_options *o);
+
+/* Creates pgbank's schema in the first existing schema of the connection's
+ * search_path, or upgrades an older one in place, idempotently, in one
+ * transaction: the accounts table (bigint minor units, CHECK (balance >=
+ * 0); an existing table of the seed's shape, integer columns, is adopted
+ * and given the CHECK), the schema-version record, the journal and keys,
+ * the server functions and the triggers that journal changes made outside
+ * pgbank.  Blocking.  opt may be NULL (the defaults).  Returns 0,
+ * PGBANK_ESCHEMA (the database refuses pgbank's schema: the reason says
+ * what to do), or another negative code; the reason, password-free, is in
+ * err. */
+int pgbank_schema_create(const char *conninfo, const pgbank_schema_options *opt, char *err,
+                         size_t errlen);
+
+/* pgbank_schema_create() with the defaults. */
 int pgbank_schema_init(const char *conninfo, char *err, size_t errlen);
 
-/* pgbank_schema_init(), then a login role `role` (created if missing) that
- * may only EXECUTE pgbank's server-side functions (SECURITY DEFINER, fixed
- * search_path): it has no right on the tables, so an application connected
- * as it can move money only through the batch strategy.  Returns 0 or a
- * negative code with the reason in `err`. */
+/* pgbank_schema_create() with opt.app_role = role. */
 int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err, size_t errlen);
+
+/* Fills an empty accounts table that pgbank created with accounts 1..count,
+ * each holding `balance`, fast (the primary key is built after the rows,
+ * then the table is analyzed), and journals their opening: what benchmarks
+ * and labs start from.  Returns 0, PGBANK_EINVAL (count < 1 or balance <
+ * 0), PGBANK_ESCHEMA (the table is not empty, or was adopted), or another
+ * negative code with the reason in err. */
+int pgbank_accounts_load(const char *conninfo, int64_t count, int64_t balance, char *err,
+                         size_t errlen);
 
 /* The schema version this library creates: 1 accounts and pgbank_meta;
  * 2 adds the journal (pgbank_journal) and idempotency keys (pgbank_keys);
- * 3 adds the batch function pgbank_batch(). */
-#define PGBANK_SCHEMA_VERSION 3
+ * 3 adds the batch function pgbank_batch(); 4 makes the database the
+ * boundary: server functions validate every argument, keyed operations go
+ * through pgbank_keyed(), outcomes are stored as stable codes, and changes
+ * made outside pgbank are journaled as "external". */
+#define PGBANK_SCHEMA_VERSION 4
+#define PGBANK_HAS_SCHEMA_OPTIONS 1
 
 /* ------------------------------------------------------------------------
  * Journal and audit (blocking, on a connection of their own).
@@ -412,12 +460,17 @@ int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *er
 typedef struct pgbank_journal_entry {
     int64_t seq;
     int64_t account;
-    const char *op;       /* "open", "withdraw", "deposit", "transfer out", "transfer in" */
+    const char *op;       /* "open", "withdraw", "deposit", "transfer out", "transfer in",
+                             "external" */
     int64_t amount;       /* signed change the operation meant to make */
     int64_t balance_after;
     const char *key;      /* "" when none */
     const char *strategy; /* "" when none */
     const char *at;       /* timestamp, ISO 8601 */
+    /* op "external" (a change made outside pgbank, journaled by the
+     * database): the session's login role and application_name; "" else. */
+    const char *role;
+    const char *application;
 } pgbank_journal_entry;
 
 /* Called for each row, newest first; the strings live until it returns. */
@@ -441,6 +494,16 @@ typedef struct pgbank_audit_report {
      * paid out but never debited: the bank lost it), and below it. */
     int64_t money_lost;
     int64_t money_created;
+    /* Changes made outside pgbank (journal rows "external"): how many, their
+     * net amount, and who made them ("role (application) x N, ...", the
+     * largest groups first, cut to fit).  They count in every check above:
+     * the journal records them, so the balances still agree. */
+    int64_t external;
+    int64_t external_net;
+    char external_by[256];
+    /* 1 when a total did not fit int64_t and is shown clamped to its range;
+     * the checks themselves are computed exactly (numeric, in SQL). */
+    int clamped;
 } pgbank_audit_report;
 
 /* Called for each account that fails a check. */
@@ -448,7 +511,8 @@ typedef void (*pgbank_audit_fn)(void *arg, int64_t account, int64_t balance, int
 
 /* Checks that every balance equals its opening balance plus the sum of its
  * journal, that none is negative, and that total money equals opening
- * totals plus money in minus money out.  Returns 1 when everything holds,
+ * totals plus money in minus money out plus external changes.  All
+ * arithmetic runs in SQL numeric: no sum overflows.  Returns 1 when everything holds,
  * 0 when something does not (details in *rep and through on_problem), or a
  * negative code with the reason in `err`. */
 int pgbank_audit(const char *conninfo, pgbank_audit_report *rep, pgbank_audit_fn on_problem,

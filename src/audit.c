@@ -1,153 +1,235 @@
 /*
  * audit.c - reading the journal back: an account's history, and the audit
  * that checks every balance against its journal.  Blocking, on a connection
- * of its own, in one REPEATABLE READ snapshot so the checks agree.
+ * of its own; the audit reads in one REPEATABLE READ snapshot so the checks
+ * agree, and does all its arithmetic in SQL numeric, so no sum overflows.
+ *
+ * Both may run as a superuser: after finding the schema (the first of the
+ * search_path, as everywhere in pgbank), the session's search_path becomes
+ * pg_catalog, pg_temp and every table is qualified, so nothing planted in a
+ * schema of the user's search path runs as them.
  */
 #include "internal.h"
+#include "sqlstate.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct reader {
+    PGconn *pg;
+    char *ci;
+    char schema[130]; /* quote_ident(current_schema()) */
+    char *err;
+    size_t errlen;
+} reader;
+
 /* Runs a query; on failure fills err (scrubbed) and returns NULL. */
-static PGresult *query(PGconn *pg, const char *ci, const char *sql, int n,
-                       const char *const *params, char *err, size_t errlen)
+static PGresult *query(reader *d, const char *sql, int n, const char *const *params)
 {
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(d->pg, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return r;
     const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    if (ss && (strcmp(ss, "42P01") == 0))
-        pgbank__fail(0, err, errlen, "%s: the journal is missing, run 'pgbank init'",
+    if (pgbank__sqlstate_is(ss, PGBANK_SQLSTATE_UNDEFINED_TABLE))
+        pgbank__fail(0, d->err, d->errlen, "%s: the journal is missing, run 'pgbank init'",
                      m ? m : "undefined table");
     else
-        pgbank__fail(0, err, errlen, "%s (SQLSTATE %s)", m ? m : PQerrorMessage(pg),
+        pgbank__fail(0, d->err, d->errlen, "%s (SQLSTATE %s)", m ? m : PQerrorMessage(d->pg),
                      ss ? ss : "?");
-    pgbank_conninfo_scrub(ci, err, errlen);
+    pgbank_conninfo_scrub(d->ci, d->err, d->errlen);
     PQclear(r);
     return NULL;
 }
 
-static int64_t i64(PGresult *r, int row, int col)
+/* A statement with "@." replaced by the schema's qualifier. */
+static PGresult *query_q(reader *d, const char *tmpl, int n, const char *const *params)
 {
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+    char sql[4096];
+    size_t o = 0;
+    for (const char *t = tmpl; *t && o + sizeof d->schema + 2 < sizeof sql; t++) {
+        if (t[0] == '@' && t[1] == '.') {
+            o += (size_t)snprintf(sql + o, sizeof sql - o, "%s.", d->schema);
+            t++;
+        } else {
+            sql[o++] = *t;
+        }
+    }
+    sql[o] = '\0';
+    return query(d, sql, n, params);
+}
+
+/* Connects and opens the transaction every read runs in (`begin`); the
+ * search_path becomes pg_catalog, pg_temp for that transaction only (a
+ * pooler in transaction mode hands the server connection on afterwards). */
+static int open_reader(reader *d, const char *conninfo, const char *begin, char *err,
+                       size_t errlen)
+{
+    int rc;
+    memset(d, 0, sizeof *d);
+    d->err = err;
+    d->errlen = errlen;
+    d->pg = pgbank__connect_blocking(conninfo, &d->ci, err, errlen, &rc);
+    if (!d->pg)
+        return rc;
+    PGresult *r = query(d, begin, 0, NULL);
+    if (!r)
+        return PGBANK_EDB;
+    PQclear(r);
+    r = query(d,
+              "SELECT pg_catalog.quote_ident(pg_catalog.current_schema()),"
+              " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)",
+              0, NULL);
+    if (!r)
+        return PGBANK_EDB;
+    if (PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        return pgbank__fail(PGBANK_ESCHEMA, err, errlen,
+                            "none of the search_path's schemas exists: run 'pgbank init'");
+    }
+    pgbank__strlcpy(d->schema, PQgetvalue(r, 0, 0), sizeof d->schema);
+    PQclear(r);
+    return 0;
+}
+
+static void close_reader(reader *d)
+{
+    PQfinish(d->pg);
+    free(d->ci);
+}
+
+/* A numeric value as int64_t, clamped to its range (*clamped set then). */
+static int64_t num(PGresult *r, int row, int col, int *clamped)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    const char *s = PQgetvalue(r, row, col);
+    int64_t v;
+    if (pgbank_parse_int64(s, &v) == 0)
+        return v;
+    if (clamped)
+        *clamped = 1;
+    return s[0] == '-' ? INT64_MIN : INT64_MAX;
 }
 
 PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
                                pgbank_history_fn fn, void *arg, char *err, size_t errlen)
 {
-    char *ci;
-    int rc;
-    PGconn *pg = pgbank__connect_blocking(conninfo, &ci, err, errlen, &rc);
-    if (!pg) {
-        free(ci);
-        return rc;
-    }
+    reader d;
+    int rc = open_reader(&d, conninfo, "BEGIN READ ONLY", err, errlen);
     char a[24], l[24];
     snprintf(a, sizeof a, "%lld", (long long)account);
     snprintf(l, sizeof l, "%d", limit > 0 ? limit : 0);
     const char *p[2] = {a, limit > 0 ? l : NULL};
-    PGresult *r = query(pg, ci, "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)", 1, p,
-                        err, errlen);
-    if (!r) {
+    PGresult *r = NULL;
+    if (rc == 0 && !(r = query_q(&d, "SELECT EXISTS (SELECT 1 FROM @.accounts WHERE id = $1)",
+                                 1, p)))
         rc = PGBANK_EDB;
-    } else if (PQgetvalue(r, 0, 0)[0] != 't') {
+    if (rc == 0 && PQgetvalue(r, 0, 0)[0] != 't') {
         rc = pgbank__fail(PGBANK_ENOTFOUND, err, errlen, "account %lld does not exist",
                           (long long)account);
-        PQclear(r);
-        r = NULL;
-    } else {
-        PQclear(r);
-        r = query(pg, ci,
-                  "SELECT seq, account, op, amount, balance_after, COALESCE(key, ''),"
-                  " COALESCE(strategy, ''),"
-                  " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-                  " FROM pgbank_journal WHERE account = $1 ORDER BY seq DESC LIMIT $2",
-                  2, p, err, errlen);
-        if (!r)
-            rc = PGBANK_EDB;
     }
+    PQclear(r);
+    r = NULL;
+    if (rc == 0 &&
+        !(r = query_q(&d,
+                      "SELECT seq, account, op, amount, balance_after, COALESCE(key, ''),"
+                      " COALESCE(strategy, ''),"
+                      " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+                      " COALESCE(db_role, ''), COALESCE(application, '')"
+                      " FROM @.pgbank_journal WHERE account = $1 ORDER BY seq DESC LIMIT $2",
+                      2, p)))
+        rc = PGBANK_EDB;
     for (int i = 0; r && i < PQntuples(r); i++) {
-        pgbank_journal_entry e = {i64(r, i, 0), i64(r, i, 1), PQgetvalue(r, i, 2), i64(r, i, 3),
-                                  i64(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
-                                  PQgetvalue(r, i, 7)};
+        pgbank_journal_entry e = {num(r, i, 0, NULL), num(r, i, 1, NULL), PQgetvalue(r, i, 2),
+                                  num(r, i, 3, NULL), num(r, i, 4, NULL), PQgetvalue(r, i, 5),
+                                  PQgetvalue(r, i, 6), PQgetvalue(r, i, 7), PQgetvalue(r, i, 8),
+                                  PQgetvalue(r, i, 9)};
         fn(arg, &e);
     }
     PQclear(r);
-    PQfinish(pg);
-    free(ci);
+    close_reader(&d);
     return rc;
 }
+
+/* The totals, one row: accounts, total balance, negative balances, opening
+ * total, money in, money out, external changes and their net, and whether
+ * total = opening + in - out + external (numeric: exact). */
+static const char totals_sql[] =
+    "WITH a AS (SELECT count(*) AS n, COALESCE(sum(balance), 0) AS total,"
+    "                  count(*) FILTER (WHERE balance < 0) AS neg FROM @.accounts),"
+    " j AS (SELECT COALESCE(sum(amount) FILTER (WHERE op = 'open'), 0) AS opening,"
+    "              COALESCE(sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                             AND amount > 0), 0) AS money_in,"
+    "              COALESCE(-sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                              AND amount < 0), 0) AS money_out,"
+    "              count(*) FILTER (WHERE op = 'external') AS ext,"
+    "              COALESCE(sum(amount) FILTER (WHERE op = 'external'), 0) AS ext_net"
+    "         FROM @.pgbank_journal)"
+    " SELECT a.n, a.total, a.neg, j.opening, j.money_in, j.money_out, j.ext, j.ext_net,"
+    "        a.total = j.opening + j.money_in - j.money_out + j.ext_net,"
+    "        (SELECT string_agg(format('%s (%s) x %s', s.r, s.app, s.n), ', ' ORDER BY s.n DESC)"
+    "           FROM (SELECT COALESCE(db_role, '?') AS r,"
+    "                        COALESCE(NULLIF(application, ''), 'no application name') AS app,"
+    "                        count(*) AS n FROM @.pgbank_journal WHERE op = 'external'"
+    "                  GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5) s)"
+    " FROM a, j";
+
+/* Every account whose balance differs from its journal, or is negative. */
+#define PER_ACCOUNT                                                                                \
+    "WITH j AS (SELECT account, sum(amount) AS net FROM @.pgbank_journal GROUP BY account),"     \
+    " p AS (SELECT COALESCE(a.id, j.account) AS id, COALESCE(a.balance, 0) AS bal,"              \
+    "              COALESCE(j.net, 0) AS net"                                                      \
+    "         FROM @.accounts a FULL JOIN j ON j.account = a.id"                                  \
+    "        WHERE COALESCE(a.balance, 0) <> COALESCE(j.net, 0) OR COALESCE(a.balance, 0) < 0)"
+
+static const char problems_sql[] = PER_ACCOUNT " SELECT id, bal, net FROM p ORDER BY id";
+
+static const char mismatch_sql[] =
+    PER_ACCOUNT " SELECT count(*) FILTER (WHERE bal <> net),"
+                " COALESCE(sum(bal - net) FILTER (WHERE bal > net), 0),"
+                " COALESCE(sum(net - bal) FILTER (WHERE net > bal), 0) FROM p";
 
 PGBANK__API int pgbank_audit(const char *conninfo, pgbank_audit_report *rep,
                              pgbank_audit_fn on_problem, void *arg, char *err, size_t errlen)
 {
-    char *ci;
-    int rc;
+    reader d;
     memset(rep, 0, sizeof *rep);
-    PGconn *pg = pgbank__connect_blocking(conninfo, &ci, err, errlen, &rc);
-    if (!pg) {
-        free(ci);
+    int rc = open_reader(&d, conninfo, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err,
+                         errlen);
+    if (rc != 0) {
+        close_reader(&d);
         return rc;
     }
-    PGresult *t = NULL, *j = NULL, *bad = NULL;
-    PGresult *b = query(pg, ci, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err,
-                        errlen);
-    int begun = b != NULL;
-    PQclear(b);
-    if (begun &&
-        (t = query(pg, ci,
-                   "SELECT count(*), COALESCE(sum(balance), 0),"
-                   " count(*) FILTER (WHERE balance < 0) FROM accounts",
-                   0, NULL, err, errlen)) &&
-        (j = query(pg, ci,
-                   "SELECT COALESCE(sum(amount) FILTER (WHERE op = 'open'), 0),"
-                   " COALESCE(sum(amount) FILTER (WHERE op <> 'open' AND amount > 0), 0),"
-                   " COALESCE(-sum(amount) FILTER (WHERE op <> 'open' AND amount < 0), 0)"
-                   " FROM pgbank_journal",
-                   0, NULL, err, errlen)) &&
-        (bad = query(pg, ci,
-                     "WITH j AS (SELECT account, sum(amount) AS net FROM pgbank_journal"
-                     "           GROUP BY account)"
-                     " SELECT COALESCE(a.id, j.account), COALESCE(a.balance, 0),"
-                     "        COALESCE(j.net, 0)"
-                     " FROM accounts a FULL JOIN j ON j.account = a.id"
-                     " WHERE COALESCE(a.balance, 0) <> COALESCE(j.net, 0)"
-                     "    OR COALESCE(a.balance, 0) < 0"
-                     " ORDER BY 1",
-                     0, NULL, err, errlen))) {
-        rep->accounts = i64(t, 0, 0);
-        rep->total_balance = i64(t, 0, 1);
-        rep->negative = i64(t, 0, 2);
-        rep->opening_total = i64(j, 0, 0);
-        rep->deposits = i64(j, 0, 1);
-        rep->withdrawals = i64(j, 0, 2);
-        for (int i = 0; i < PQntuples(bad); i++) {
-            int64_t id = i64(bad, i, 0), bal = i64(bad, i, 1), want = i64(bad, i, 2);
-            if (bal != want) {
-                rep->mismatched++;
-                if (bal > want)
-                    rep->money_lost += bal - want;
-                else
-                    rep->money_created += want - bal;
-            }
-            if (on_problem)
-                on_problem(arg, id, bal, want);
-        }
-        int holds = rep->mismatched == 0 && rep->negative == 0 &&
-                    rep->total_balance ==
-                        rep->opening_total + rep->deposits - rep->withdrawals;
-        rc = holds ? 1 : 0;
+    PGresult *t = NULL, *m = NULL, *bad = NULL;
+    if ((t = query_q(&d, totals_sql, 0, NULL)) && (m = query_q(&d, mismatch_sql, 0, NULL)) &&
+        (bad = query_q(&d, problems_sql, 0, NULL))) {
+        int *cl = &rep->clamped;
+        rep->accounts = num(t, 0, 0, cl);
+        rep->total_balance = num(t, 0, 1, cl);
+        rep->negative = num(t, 0, 2, cl);
+        rep->opening_total = num(t, 0, 3, cl);
+        rep->deposits = num(t, 0, 4, cl);
+        rep->withdrawals = num(t, 0, 5, cl);
+        rep->external = num(t, 0, 6, cl);
+        rep->external_net = num(t, 0, 7, cl);
+        int totals_agree = PQgetvalue(t, 0, 8)[0] == 't';
+        pgbank__strlcpy(rep->external_by, PQgetvalue(t, 0, 9), sizeof rep->external_by);
+        rep->mismatched = num(m, 0, 0, cl);
+        rep->money_lost = num(m, 0, 1, cl);
+        rep->money_created = num(m, 0, 2, cl);
+        for (int i = 0; on_problem && i < PQntuples(bad); i++)
+            on_problem(arg, num(bad, i, 0, NULL), num(bad, i, 1, NULL), num(bad, i, 2, NULL));
+        rc = rep->mismatched == 0 && rep->negative == 0 && totals_agree ? 1 : 0;
     } else {
         rc = PGBANK_EDB;
     }
     PQclear(t);
-    PQclear(j);
+    PQclear(m);
     PQclear(bad);
-    PQfinish(pg);
-    free(ci);
+    close_reader(&d);
     return rc;
 }

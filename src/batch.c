@@ -16,7 +16,9 @@
 
 static int batch_kind(const pgbank_op *op)
 {
-    return op->kind == PGBANK_OP_WITHDRAW ? 0 : op->kind == PGBANK_OP_DEPOSIT ? 1 : 2;
+    return op->kind == PGBANK_OP_WITHDRAW  ? SQL_KIND_WITHDRAW
+           : op->kind == PGBANK_OP_DEPOSIT ? SQL_KIND_DEPOSIT
+                                           : SQL_KIND_TRANSFER;
 }
 
 int pgbank__is_batched(const pgbank_op *op)
@@ -52,14 +54,14 @@ static char *put_i64(char *p, int64_t v)
  * the array path. */
 static pgbank_op *solo_candidate(pgbank_engine *eng)
 {
-    if (eng->batches_inflight > 0)
-        return NULL;
     pgbank_op *found = NULL;
     for (pgbank_op *op = eng->queue_head; op; op = op->priv.next) {
         if (!pgbank__is_batched(op))
             continue;
-        if (found)
-            return NULL; /* two or more: a batch */
+        if (op->key)
+            return found ? NULL : op; /* a keyed operation goes alone, in its turn */
+        if (found || eng->batches_inflight > 0)
+            return NULL; /* two or more, or a busy system: a batch */
         found = op;
     }
     return found && found->kind != PGBANK_OP_TRANSFER ? found : NULL;
@@ -94,21 +96,26 @@ int pgbank__batch_send(pgbank__conn *c)
         solo->priv.flags = OPF_WRITE_SENT;
         solo->priv.state = ST_BATCH;
         pgbank__conn_push(c, solo);
-        char v[3][24];
+        char v[4][24];
         snprintf(v[0], sizeof v[0], "%d", batch_kind(solo));
         snprintf(v[1], sizeof v[1], "%lld", (long long)solo->account);
-        snprintf(v[2], sizeof v[2], "%lld", (long long)solo->amount);
-        char max[24];
-        snprintf(max, sizeof max, "%lld", (long long)eng->balance_max);
-        const char *p[4] = {v[0], v[1], v[2], max};
+        snprintf(v[2], sizeof v[2], "%lld", (long long)solo->to_account);
+        snprintf(v[3], sizeof v[3], "%lld", (long long)solo->amount);
         c->batch = 1;
-        c->solo = 1;
+        c->solo = solo->key ? BATCH_KEYED : BATCH_ONE;
         eng->batches_inflight++;
         eng->batches_sent++;
         eng->batched_ops++;
-        if (pgbank__conn_send(c, SQL_BATCH_ONE, p) < 0)
-            return -1;
-        return pgbank__conn_sync(c);
+        int rc;
+        if (solo->key) {
+            const char *p[5] = {v[0], v[1], solo->kind == PGBANK_OP_TRANSFER ? v[2] : NULL, v[3],
+                                solo->key};
+            rc = pgbank__conn_send(c, SQL_KEYED, p);
+        } else {
+            const char *p[3] = {v[0], v[1], v[3]};
+            rc = pgbank__conn_send(c, SQL_BATCH_ONE, p);
+        }
+        return rc < 0 ? -1 : pgbank__conn_sync(c);
     }
     int n = 0;
     pgbank_op **pp = &eng->queue_head, *prev = NULL;
@@ -119,6 +126,8 @@ int pgbank__batch_send(pgbank__conn *c)
             pp = &op->priv.next;
             continue;
         }
+        if (op->key)
+            break; /* it goes alone, after this batch: arrival order holds */
         *pp = op->priv.next; /* unlink */
         if (eng->queue_tail == op)
             eng->queue_tail = prev;
@@ -136,7 +145,7 @@ int pgbank__batch_send(pgbank__conn *c)
     }
     if (n == 0)
         return 0;
-    /* Four arrays of at most 21 characters per element, and the maximum. */
+    /* Four arrays of at most 21 characters per element. */
     size_t need = (size_t)n * 4 * 22 + 64;
     if (c->bufcap < need) {
         char *nb = realloc(c->buf, need * 2);
@@ -146,7 +155,7 @@ int pgbank__batch_send(pgbank__conn *c)
         c->bufcap = need * 2;
     }
     char *p = c->buf;
-    const char *v[5];
+    const char *v[4];
     for (int a = 0; a < 4; a++) {
         v[a] = p;
         *p++ = '{';
@@ -170,10 +179,8 @@ int pgbank__batch_send(pgbank__conn *c)
         *p++ = '}';
         *p++ = '\0';
     }
-    v[4] = p;
-    p = put_i64(p, eng->balance_max);
-    *p = '\0';
     c->batch = n;
+    c->solo = BATCH_ARRAYS;
     eng->batches_inflight++;
     eng->batches_sent++;
     eng->batched_ops += (uint64_t)n;
@@ -207,18 +214,25 @@ void pgbank__batch_result(pgbank__conn *c, PGresult *r)
         const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
         for (pgbank_op *op = c->head; op; op = op->priv.next) {
-            pgbank__op_set_message(c->eng, op, ss ? ss : "XX000", m ? m : PQresultErrorMessage(r));
+            pgbank__op_set_message(c->eng, op, ss ? ss : PGBANK_SQLSTATE_INTERNAL_ERROR,
+                                   m ? m : PQresultErrorMessage(r));
             op->priv.flags |= OPF_ERROR;
         }
         return;
     }
     if (PQntuples(r) != 1)
         return;
-    if (c->solo) {
+    if (c->solo != BATCH_ARRAYS) {
         pgbank_op *op = c->head;
         op->priv.flags |= OPF_FOUND;
-        op->priv.seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        op->priv.outcome = atoi(PQgetvalue(r, 0, 0));
         op->result.balance = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        if (PQgetisnull(r, 0, 1))
+            op->priv.flags |= OPF_BALANCE_HIDDEN;
+        if (c->solo == BATCH_KEYED) {
+            op->result.to_balance = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+            op->result.replayed = PQgetvalue(r, 0, 3)[0] == 't';
+        }
         return;
     }
     const char *s = PQgetvalue(r, 0, 0), *b = PQgetvalue(r, 0, 1), *t = PQgetvalue(r, 0, 2);
@@ -229,8 +243,10 @@ void pgbank__batch_result(pgbank__conn *c, PGresult *r)
         b = next_elem(b, &bal, &n2);
         t = next_elem(t, &to_bal, &n3);
         op->priv.flags |= OPF_FOUND;
-        op->priv.seen = code;
+        op->priv.outcome = (int)code;
         op->result.balance = n2 ? 0 : bal;
+        if (n2 && code == OUTCOME_INSUFFICIENT_FUNDS)
+            op->priv.flags |= OPF_BALANCE_HIDDEN;
         op->result.to_balance = n3 ? 0 : to_bal;
     }
 }
@@ -247,11 +263,10 @@ int pgbank__batch_synced(pgbank__conn *c)
         c->head = op->priv.next;
         c->inflight--;
         int f = op->priv.flags;
-        char m[128];
         if (f & OPF_ERROR) {
-            pgbank__engine_complete(eng, op,
-                                    strcmp(op->result.sqlstate, "22003") == 0 ? PGBANK_INVALID_AMOUNT
-                                                                              : PGBANK_DB_ERROR);
+            int overflow = pgbank__sqlstate_is(op->result.sqlstate,
+                                               PGBANK_SQLSTATE_NUMERIC_OUT_OF_RANGE);
+            pgbank__engine_complete(eng, op, overflow ? PGBANK_INVALID_AMOUNT : PGBANK_DB_ERROR);
             continue;
         }
         if (!(f & OPF_FOUND)) {
@@ -259,28 +274,11 @@ int pgbank__batch_synced(pgbank__conn *c)
             pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
             continue;
         }
-        switch (op->priv.seen) {
-        case 0:
-            pgbank__engine_complete(eng, op, PGBANK_OK);
-            break;
-        case 1:
-            snprintf(m, sizeof m, "balance %lld, requested %lld", (long long)op->result.balance,
-                     (long long)op->amount);
-            pgbank__op_set_message(eng, op, "", m);
-            pgbank__engine_complete(eng, op, PGBANK_INSUFFICIENT_FUNDS);
-            break;
-        case 3:
-            pgbank__op_set_message(eng, op, "22003",
-                                   "the new balance would not fit the balance column");
-            pgbank__engine_complete(eng, op, PGBANK_INVALID_AMOUNT);
-            break;
-        default:
-            snprintf(m, sizeof m, "account %lld does not exist",
-                     (long long)(op->priv.seen == 4 ? op->to_account : op->account));
-            pgbank__op_set_message(eng, op, "", m);
-            pgbank__engine_complete(eng, op, PGBANK_NO_SUCH_ACCOUNT);
-            break;
-        }
+        /* A keyed operation re-run after its connection died reports its
+         * own first attempt's outcome: not a replay. */
+        if (f & OPF_RESOLVING)
+            op->result.replayed = 0;
+        pgbank__engine_complete(eng, op, pgbank__op_outcome(eng, op, op->priv.outcome));
     }
     c->tail = NULL;
     c->inflight = 0;

@@ -100,7 +100,7 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
 
 static void conn_fail_pq(pgbank__conn *c)
 {
-    pgbank__conn_fail(c, "08006", c->pg ? PQerrorMessage(c->pg) : "connection lost");
+    pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, c->pg ? PQerrorMessage(c->pg) : "connection lost");
 }
 
 /* Server notices ("terminating connection due to administrator command")
@@ -128,11 +128,11 @@ void pgbank__conn_open(pgbank__conn *c)
     c->setup_failed = 0;
     c->pg = PQconnectStartParams(keys, vals, 1);
     if (!c->pg) {
-        pgbank__conn_fail(c, "08001", "out of memory");
+        pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_UNABLE, "out of memory");
         return;
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
-        pgbank__conn_fail(c, "08001", PQerrorMessage(c->pg));
+        pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_UNABLE, PQerrorMessage(c->pg));
         return;
     }
     PQsetNoticeProcessor(c->pg, conn_notice, eng);
@@ -169,7 +169,7 @@ static void conn_connect_poll(pgbank__conn *c)
         conn_start_probe(c);
         return;
     default:
-        pgbank__conn_fail(c, "08001", PQerrorMessage(c->pg));
+        pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_UNABLE, PQerrorMessage(c->pg));
         return;
     }
     c->fd = PQsocket(c->pg); /* it may change while connecting */
@@ -206,7 +206,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     if (st == PGRES_FATAL_ERROR) {
         const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        setup_error(c, ss ? ss : "XX000", m ? m : PQresultErrorMessage(r));
+        setup_error(c, ss ? ss : PGBANK_SQLSTATE_INTERNAL_ERROR, m ? m : PQresultErrorMessage(r));
         return;
     }
     if (c->state != CONN_PROBING || st != PGRES_TUPLES_OK)
@@ -214,7 +214,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     pgbank_engine *eng = c->eng;
     char msg[256];
     if (PQntuples(r) == 0) {
-        setup_error(c, "42P01",
+        setup_error(c, PGBANK_SQLSTATE_UNDEFINED_TABLE,
                     "table \"accounts\" does not exist (or lacks id/balance columns): "
                     "run 'pgbank init'");
         return;
@@ -225,7 +225,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
                  "table \"accounts\" has id %s and balance %s: pgbank needs integer or bigint "
                  "columns",
                  PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0));
-        setup_error(c, "42804", msg);
+        setup_error(c, PGBANK_SQLSTATE_DATATYPE_MISMATCH, msg);
         return;
     }
     eng->balance_max = bmax;
@@ -233,6 +233,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->id_has_default = PQgetvalue(r, 0, 2)[0] == 't';
     eng->journal = PQgetvalue(r, 0, 3)[0] == 't';
     eng->batch_fn = PQgetvalue(r, 0, 4)[0] == 't';
+    eng->keyed_fn = PQgetvalue(r, 0, 5)[0] == 't';
     eng->probed = 1;
 }
 
@@ -257,7 +258,8 @@ static int setup_synced(pgbank__conn *c)
         for (int i = 0; i < SQL__COUNT; i++) {
             const pgbank__sql *s = &pgbank__sql_table[i];
             if (i == SQL_PROBE || ((s->needs & SQL_NEEDS_JOURNAL) && !eng->journal) ||
-                ((s->needs & SQL_NEEDS_BATCH) && !eng->batch_fn))
+                ((s->needs & SQL_NEEDS_BATCH) && !eng->batch_fn) ||
+                ((s->needs & SQL_NEEDS_KEYED) && !eng->keyed_fn))
                 continue;
             if (!PQsendPrepare(c->pg, s->name, s->text, s->nparams, NULL))
                 return -1;
@@ -358,7 +360,7 @@ void pgbank__conn_timeout(pgbank__conn *c, int64_t now)
     case CONN_CONNECTING:
     case CONN_PROBING:
     case CONN_PREPARING:
-        pgbank__conn_fail(c, "08001", "timeout expired while connecting");
+        pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_UNABLE, "timeout expired while connecting");
         break;
     case CONN_BROKEN:
         c->deadline_ns = 0;

@@ -191,7 +191,7 @@ void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const c
             char m[300];
             snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
                      op->result.message);
-            pgbank__op_set_message(eng, op, "08006", m);
+            pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
             pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
         } else {
             pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
@@ -256,16 +256,18 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
             pgbank__conn *c = engine_pick(eng, op);
             if (!c)
                 break;
-            if (!eng->batch_fn) {
-                /* The batch function comes with `pgbank init`. */
+            if (!eng->batch_fn || (op->key && !eng->keyed_fn)) {
+                /* The server functions come with `pgbank init`. */
                 pgbank_status st = PGBANK_DB_ERROR;
                 const char *bad = pgbank__op_invalid(eng, op, &st);
                 if (!bad)
                     st = PGBANK_DB_ERROR;
-                pgbank__op_set_message(eng, op, bad ? "" : "42883",
+                pgbank__op_set_message(eng, op, bad ? "" : PGBANK_SQLSTATE_UNDEFINED_FUNCTION,
                                        bad ? bad
-                                           : "the batch strategy needs pgbank_batch(): run "
-                                             "'pgbank init'");
+                                       : op->key ? "a keyed batch operation needs pgbank_keyed()"
+                                                   " (schema 4): run 'pgbank init'"
+                                                 : "the batch strategy needs pgbank_batch(): run "
+                                                   "'pgbank init'");
                 eng->queue_head = op->priv.next;
                 if (!eng->queue_head)
                     eng->queue_tail = NULL;
@@ -273,7 +275,7 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
                 continue;
             }
             if (pgbank__batch_send(c) < 0)
-                pgbank__conn_fail(c, "08006", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+                pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, c->pg ? PQerrorMessage(c->pg) : "out of memory");
             continue;
         }
         pgbank__conn *c = engine_pick(eng, op);
@@ -291,7 +293,7 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
             continue;
         }
         if (pgbank__op_start(c, op) < 0)
-            pgbank__conn_fail(c, "08006", PQerrorMessage(c->pg));
+            pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, PQerrorMessage(c->pg));
     }
 }
 
@@ -305,8 +307,6 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return PGBANK_EINVAL;
     if ((int)op->strategy < 0 || (int)op->strategy >= PGBANK_STRATEGY_COUNT)
         return PGBANK_EINVAL;
-    if (op->strategy == PGBANK_BATCH && op->key)
-        return PGBANK_EINVAL; /* keyed operations need their own transaction */
     memset(&op->priv, 0, sizeof op->priv);
     memset(&op->result, 0, sizeof op->result);
     op->priv.submitted_ns = pgbank__now_ns();

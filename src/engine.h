@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "sql.h"
+#include "sqlstate.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -41,7 +42,7 @@ typedef struct pgbank__conn {
     int64_t deadline_ns; /* connect timeout, or reopen time when broken */
     int backoff_ms;
     int batch;     /* operations in the batch in flight (batch.c), 0 if none */
-    int solo;      /* ... sent through pgbank_batch_one() */
+    int solo;      /* how it was sent: BATCH_ARRAYS, BATCH_ONE or BATCH_KEYED */
     char *buf;     /* the batch's array text, reused */
     size_t bufcap;
 } pgbank__conn;
@@ -72,6 +73,7 @@ struct pgbank_engine {
     int id_has_default;
     int journal;  /* pgbank_journal and pgbank_keys exist */
     int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
+    int keyed_fn; /* pgbank_keyed() exists */
     int schema_error; /* the last connection failed on the schema, not the network */
     pgbank_op *delayed; /* serializable retries waiting for their backoff */
     int batches_inflight;
@@ -79,6 +81,9 @@ struct pgbank_engine {
     uint64_t rng;       /* jitter */
     char error[512];
 };
+
+/* How the batch in flight on a connection was sent. */
+enum { BATCH_ARRAYS = 1, BATCH_ONE, BATCH_KEYED };
 
 /* Operation flags (op->priv.flags). */
 enum {
@@ -96,7 +101,8 @@ enum {
     OPF_RESOLVING = 1 << 11, /* a keyed operation re-run after its connection died */
     OPF_INDOUBT = 1 << 12,   /* ... and its COMMIT had been sent */
     OPF_DEBIT_OK = 1 << 13,  /* atomic transaction: the guarded debit matched */
-    OPF_CREDIT_OK = 1 << 14  /* atomic transaction: the credit matched */
+    OPF_CREDIT_OK = 1 << 14, /* atomic transaction: the credit matched */
+    OPF_BALANCE_HIDDEN = 1 << 15 /* a refusal's balance this role may not read */
 };
 
 /* Operation states (op->priv.state): the SQL step in flight. */
@@ -139,6 +145,11 @@ void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const c
 void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op);
 void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns);
 void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg);
+
+/* outcome.c: an outcome code's status; and, for an operation, its status
+ * with result.message (and sqlstate) set from the code, priv.outcome kept. */
+pgbank_status pgbank__outcome_status(int outcome);
+pgbank_status pgbank__op_outcome(pgbank_engine *eng, pgbank_op *op, int outcome);
 
 /* batch.c */
 int pgbank__is_batched(const pgbank_op *op);

@@ -126,18 +126,19 @@ static int send_journal(pgbank__conn *c, const pgbank_op *op, int64_t account, c
     return pgbank__conn_send(c, SQL_JOURNAL, p.v);
 }
 
-static int send_key_set(pgbank__conn *c, const pgbank_op *op, pgbank_status st, int64_t bal,
+/* The outcome recorded under the operation's key: a stable code (sql.h)
+ * and the balances, from which a replay rebuilds its result and message. */
+static int send_key_set(pgbank__conn *c, const pgbank_op *op, int outcome, int64_t bal,
                         int64_t to_bal)
 {
     params p;
     p.v[0] = op->key;
-    p.v[1] = pgbank_status_name(st);
+    num(&p, 1, outcome);
     num(&p, 2, bal);
     if (op->kind == PGBANK_OP_TRANSFER)
         num(&p, 3, to_bal);
     else
         p.v[3] = NULL;
-    p.v[4] = st == PGBANK_OK ? "" : op->result.message; /* a replayed refusal says why */
     return pgbank__conn_send(c, SQL_KEY_SET, p.v);
 }
 
@@ -173,7 +174,7 @@ static int send_write(pgbank__conn *c, pgbank_op *op)
                               op->kind == PGBANK_OP_DEPOSIT ? op->amount : -op->amount, a);
     }
     if (rc == 0 && op->key)
-        rc = send_key_set(c, op, PGBANK_OK, a, op->kind == PGBANK_OP_TRANSFER ? new_to(op) : 0);
+        rc = send_key_set(c, op, OUTCOME_OK, a, op->kind == PGBANK_OP_TRANSFER ? new_to(op) : 0);
     if (rc == 0)
         rc = pgbank__conn_send(c, SQL_COMMIT, NULL);
     return rc;
@@ -266,7 +267,7 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
         break;
     case ST_REFUSE_KEY:
         op->priv.flags |= OPF_WRITE_SENT;
-        rc = send_key_set(c, op, op->result.status, op->result.balance, op->result.to_balance);
+        rc = send_key_set(c, op, op->priv.outcome, op->result.balance, op->result.to_balance);
         if (rc == 0)
             rc = pgbank__conn_send(c, SQL_COMMIT, NULL);
         break;
@@ -300,7 +301,7 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
     case ST_COMMIT:
         op->priv.flags |= OPF_WRITE_SENT;
         if (op->key)
-            rc = send_key_set(c, op, PGBANK_OK, op->result.balance, op->result.to_balance);
+            rc = send_key_set(c, op, OUTCOME_OK, op->result.balance, op->result.to_balance);
         if (rc == 0)
             rc = pgbank__conn_send(c, SQL_COMMIT, NULL);
         break;
@@ -340,7 +341,7 @@ int pgbank__op_start(pgbank__conn *c, pgbank_op *op)
         op->priv.first_try_ns = pgbank__now_ns();
     if (op->key && moves_money(op)) {
         if (!c->eng->journal) {
-            pgbank__op_set_message(c->eng, op, "42P01",
+            pgbank__op_set_message(c->eng, op, PGBANK_SQLSTATE_UNDEFINED_TABLE,
                                    "idempotency keys need pgbank's journal: run 'pgbank init'");
             pgbank__engine_complete(c->eng, op, PGBANK_DB_ERROR);
             return 0;
@@ -365,7 +366,7 @@ static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
     int64_t acc = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     int64_t to = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
     int64_t amount = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
-    const char *status = PQgetvalue(r, 0, 4);
+    const char *outcome = PQgetvalue(r, 0, 4);
     int same = strcmp(kop, kind_name(op->kind)) == 0 && acc == op->account &&
                amount == op->amount && (op->kind != PGBANK_OP_TRANSFER || to == op->to_account);
     if (!same) {
@@ -380,13 +381,10 @@ static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
         return;
     }
     op->priv.flags |= OPF_KEY_MATCH;
-    op->priv.seen = PGBANK_DB_ERROR;
-    for (int s = 0; s < PGBANK__STATUS_COUNT; s++)
-        if (strcmp(status, pgbank_status_name((pgbank_status)s)) == 0)
-            op->priv.seen = s;
     op->result.balance = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     op->result.to_balance = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
-    pgbank__op_set_message(eng, op, "", PQgetvalue(r, 0, 7));
+    /* The recorded outcome's code, never its wording (schema 4). */
+    op->result.status = pgbank__op_outcome(eng, op, atoi(outcome));
 }
 
 void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
@@ -399,7 +397,7 @@ void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
         if (!(op->priv.flags & OPF_ERROR)) {
             const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-            pgbank__op_set_message(c->eng, op, ss ? ss : "XX000", m ? m : PQresultErrorMessage(r));
+            pgbank__op_set_message(c->eng, op, ss ? ss : PGBANK_SQLSTATE_INTERNAL_ERROR, m ? m : PQresultErrorMessage(r));
             op->priv.flags |= OPF_ERROR;
         }
         return;
@@ -469,20 +467,15 @@ static int finish(pgbank__conn *c, pgbank_op *op, pgbank_status st)
     return 0;
 }
 
-/* A refusal by the bank's rules.  Under a key it is recorded and committed,
- * so a retry with the same key gets the same answer. */
-static int refuse(pgbank__conn *c, pgbank_op *op, pgbank_status st, int64_t account, int64_t seen)
+/* A refusal by the bank's rules (an outcome code; `seen`, the balance that
+ * was too low).  Under a key it is recorded and committed, so a retry with
+ * the same key gets the same answer. */
+static int refuse(pgbank__conn *c, pgbank_op *op, int outcome, int64_t seen)
 {
-    char m[128];
-    op->result.status = st;
-    if (st == PGBANK_INSUFFICIENT_FUNDS) {
+    if (outcome == OUTCOME_INSUFFICIENT_FUNDS)
         op->result.balance = seen;
-        snprintf(m, sizeof m, "balance %lld, requested %lld", (long long)seen,
-                 (long long)op->amount);
-    } else {
-        snprintf(m, sizeof m, "account %lld does not exist", (long long)account);
-    }
-    pgbank__op_set_message(c->eng, op, "", m);
+    pgbank_status st = pgbank__op_outcome(c->eng, op, outcome);
+    op->result.status = st;
     if (op->key && moves_money(op) && (op->priv.flags & OPF_IN_TX)) {
         op->priv.flags |= OPF_DEFER;
         return step(c, op, ST_REFUSE_KEY);
@@ -497,16 +490,16 @@ static int after_read(pgbank__conn *c, pgbank_op *op)
     int64_t max = c->eng->balance_max;
     int f = op->priv.flags;
     if (!(f & OPF_FOUND))
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+        return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
     if (op->kind == PGBANK_OP_TRANSFER && !(f & OPF_FOUND2))
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->to_account, 0);
+        return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
     if (op->kind != PGBANK_OP_DEPOSIT && op->priv.seen < op->amount)
-        return refuse(c, op, PGBANK_INSUFFICIENT_FUNDS, op->account, op->priv.seen);
+        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
     int64_t credited = op->kind == PGBANK_OP_DEPOSIT    ? op->priv.seen
                        : op->kind == PGBANK_OP_TRANSFER ? op->priv.seen2
                                                         : 0;
     if (op->kind != PGBANK_OP_WITHDRAW && credited > max - op->amount) {
-        pgbank__op_set_message(c->eng, op, "22003",
+        pgbank__op_set_message(c->eng, op, PGBANK_SQLSTATE_NUMERIC_OUT_OF_RANGE,
                                "the new balance would not fit the balance column");
         return finish(c, op, PGBANK_INVALID_AMOUNT);
     }
@@ -534,13 +527,8 @@ void pgbank__gate_arrive(pgbank_engine *eng, pgbank_op *op)
         c->head = c->tail = NULL;
         c->inflight = 0;
         if (step(c, held, ST_WRITE) < 0)
-            pgbank__conn_fail(c, "08006", PQerrorMessage(c->pg));
+            pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, PQerrorMessage(c->pg));
     }
-}
-
-static int is_retryable(const char *sqlstate)
-{
-    return strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0;
 }
 
 /* serializable: 40001/40P01 retries the whole transaction after a jittered
@@ -586,7 +574,7 @@ static int after_atomic_tx(pgbank__conn *c, pgbank_op *op)
         return step(c, op, ST_COMMIT);
     }
     if (op->kind == PGBANK_OP_DEPOSIT)
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+        return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
     return step(c, op, ST_ATOMIC_TX_SEEN); /* why did it fail? */
 }
 
@@ -594,12 +582,12 @@ static int after_atomic_tx_seen(pgbank__conn *c, pgbank_op *op)
 {
     int f = op->priv.flags;
     if (op->kind == PGBANK_OP_TRANSFER && (f & OPF_DEBIT_OK))
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->to_account, 0);
+        return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
     if (!(f & OPF_FOUND))
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+        return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
     if (op->kind == PGBANK_OP_TRANSFER && !(f & OPF_CREDIT_OK) && op->priv.seen >= op->amount)
-        return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->to_account, 0);
-    return refuse(c, op, PGBANK_INSUFFICIENT_FUNDS, op->account, op->priv.seen);
+        return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
+    return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
 }
 
 int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
@@ -618,9 +606,9 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
          * IN_TX stays set; if COMMIT itself failed, the extra ROLLBACK only
          * draws a warning. */
         op->priv.flags &= ~OPF_WRITE_SENT;
-        if (op->strategy == PGBANK_SERIALIZABLE && is_retryable(op->result.sqlstate))
+        if (op->strategy == PGBANK_SERIALIZABLE && pgbank__sqlstate_retryable(op->result.sqlstate))
             return retry_or_give_up(c, op);
-        if (strcmp(op->result.sqlstate, "22003") == 0)
+        if (pgbank__sqlstate_is(op->result.sqlstate, PGBANK_SQLSTATE_NUMERIC_OUT_OF_RANGE))
             return finish(c, op, PGBANK_INVALID_AMOUNT); /* the new balance overflows the column */
         return finish(c, op, PGBANK_DB_ERROR);
     }
@@ -639,7 +627,7 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
         /* The original outcome.  When resolving our own lost attempt it is
          * not a replay: it is this operation's result. */
         op->result.replayed = !(flags & OPF_RESOLVING);
-        return finish(c, op, (pgbank_status)op->priv.seen);
+        return finish(c, op, op->result.status);
     case ST_READ:
         return after_read(c, op);
     case ST_WRITE:
@@ -659,21 +647,21 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
             return finish(c, op, PGBANK_OK);
         }
         if (op->kind == PGBANK_OP_DEPOSIT)
-            return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+            return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
         return step(c, op, ST_ATOMIC_SEEN);
     case ST_ATOMIC_SEEN:
         if (!(flags & OPF_FOUND))
-            return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+            return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
         if (op->priv.seen >= op->amount && ++op->priv.tries < 3)
             return step(c, op, ST_ATOMIC); /* the balance rose meanwhile: try again */
-        return refuse(c, op, PGBANK_INSUFFICIENT_FUNDS, op->account, op->priv.seen);
+        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
     case ST_ATOMIC_TX:
         return after_atomic_tx(c, op);
     case ST_ATOMIC_TX_SEEN:
         return after_atomic_tx_seen(c, op);
     case ST_BALANCE:
         if (!(flags & OPF_FOUND))
-            return refuse(c, op, PGBANK_NO_SUCH_ACCOUNT, op->account, 0);
+            return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
         op->result.balance = op->priv.seen;
         return finish(c, op, PGBANK_OK);
     case ST_OPEN:
@@ -704,14 +692,14 @@ void pgbank__op_lost(pgbank__conn *c, pgbank_op *op, const char *msg)
     }
     if ((f & OPF_WRITE_SENT) || (f & OPF_INDOUBT)) {
         snprintf(m, sizeof m, "connection lost after the commit was sent (%s)", msg);
-        pgbank__op_set_message(eng, op, "08006", m);
+        pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
         pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
     } else if (f & OPF_DEFER) {
         /* Decided (a refusal): the lost rollback changes nothing. */
         pgbank__engine_complete(eng, op, op->result.status);
     } else {
         snprintf(m, sizeof m, "connection lost before commit, nothing applied (%s)", msg);
-        pgbank__op_set_message(eng, op, "08006", m);
+        pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
         pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
     }
 }

@@ -1,6 +1,15 @@
 /*
- * schema.c - `pgbank init`: creates pgbank's schema idempotently, in one
- * transaction, serialised against concurrent inits.
+ * schema.c - `pgbank init`: creates pgbank's schema, or upgrades an older
+ * one in place, idempotently, in one transaction serialised against
+ * concurrent inits; and the application role.  The server functions and
+ * triggers are in schema_sql.c.
+ *
+ * Versions: 1 accounts and pgbank_meta; 2 the journal and idempotency keys;
+ * 3 the batch function; 4 the database as the boundary: functions written
+ * for a hostile caller, keyed operations through pgbank_keyed(), outcomes
+ * stored as stable codes (pgbank_keys.outcome replaces the worded status),
+ * changes made outside pgbank journaled as 'external', balance >= 0 on an
+ * adopted table too.
  *
  * Column types: pgbank's own accounts table uses bigint minor units
  * (cents): integer would cap a balance at 21,474,836.47 and the sum of many
@@ -10,30 +19,40 @@
  * it is: the engine reads the column types and rejects amounts that do not
  * fit before sending anything.
  */
-#include "internal.h"
+#include "schema.h"
+#include "sql.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    PGconn *pg;
-    const char *conninfo;
-    char *err;
-    size_t errlen;
-} init_ctx;
+/* Concurrent inits: the second waits, then finds everything there. */
+#define INIT_LOCK_KEY "7405162"
 
-/* Runs one statement; on error fills err (password-free) and returns -1. */
-static int run(init_ctx *x, const char *sql, int nparams, const char *const *params,
-               PGresult **out)
+/* The application role's session limits (docs/SECURITY.md): a statement
+ * (a batch of up to PGBANK__BATCH_CAP operations takes well under a
+ * second) and a transaction left open cannot hold row locks for long. */
+#define APP_STATEMENT_TIMEOUT "5s"
+#define APP_IDLE_TIMEOUT "5s"
+
+PGBANK__API void pgbank_schema_options_init(pgbank_schema_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->journal = 1;
+}
+
+int pgbank__init_run(pgbank__init *x, const char *sql, int nparams, const char *const *params,
+                     PGresult **out)
 {
     PGresult *r = PQexecParams(x->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        pgbank__fail(PGBANK_EDB, x->err, x->errlen, "%s%s%s%s", PQresultErrorMessage(r),
-                     ss ? "(SQLSTATE " : "", ss ? ss : "", ss ? ")" : "");
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+        pgbank__fail(PGBANK_EDB, x->err, x->errlen, "%s%s%s (SQLSTATE %s)",
+                     m ? m : PQerrorMessage(x->pg), hint ? "; " : "", hint ? hint : "",
+                     ss ? ss : "?");
         PQclear(r);
         return -1;
     }
@@ -44,32 +63,124 @@ static int run(init_ctx *x, const char *sql, int nparams, const char *const *par
     return 0;
 }
 
+static void warn(pgbank__init *x, const char *fmt, ...) PGBANK__PRINTF(2, 3);
+static void warn(pgbank__init *x, const char *fmt, ...)
+{
+    if (!x->opt->warn)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    x->opt->warn(x->opt->warn_arg, msg);
+}
+
+/* One boolean (or text) answer. */
+static int ask(pgbank__init *x, const char *sql, int nparams, const char *const *params,
+               char *out, size_t outlen)
+{
+    PGresult *r;
+    if (pgbank__init_run(x, sql, nparams, params, &r) < 0)
+        return -1;
+    pgbank__strlcpy(out, PQntuples(r) ? PQgetvalue(r, 0, 0) : "", outlen);
+    PQclear(r);
+    return 0;
+}
+
+/* Where init works: the first existing schema of the search path.  From
+ * then on the session's search_path is pg_catalog, pg_temp, and every name
+ * is qualified: init may run as a superuser, and a look-alike function
+ * planted in a schema of the user's search path must never run as it. */
+static int find_schema(pgbank__init *x)
+{
+    char name[128];
+    PGresult *r;
+    if (ask(x, "SELECT pg_catalog.current_schema()", 0, NULL, name, sizeof name) < 0 ||
+        pgbank__init_run(x, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, NULL) < 0)
+        return -1;
+    if (!name[0])
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "no schema to create pgbank's tables in: none of the search_path's "
+                            "schemas exists");
+    const char *p[1] = {name};
+    if (pgbank__init_run(x,
+                         "SELECT quote_ident($1), has_schema_privilege($1, 'CREATE'),"
+                         " has_schema_privilege('public', $1, 'CREATE'),"
+                         " quote_literal(quote_ident($1) || '.accounts')",
+                         1, p, &r) < 0)
+        return -1;
+    pgbank__strlcpy(x->schema, PQgetvalue(r, 0, 0), sizeof x->schema);
+    int may_create = PQgetvalue(r, 0, 1)[0] == 't';
+    int public_creates = PQgetvalue(r, 0, 2)[0] == 't';
+    pgbank__strlcpy(x->accounts_lit, PQgetvalue(r, 0, 3), sizeof x->accounts_lit);
+    PQclear(r);
+    if (!may_create)
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "the current user may not CREATE in schema %s: run pgbank init as "
+                            "its owner",
+                            x->schema);
+    if (public_creates)
+        warn(x,
+             "every role may CREATE in schema %s; pgbank's functions are safe from objects "
+             "planted there, but other code may not be: REVOKE CREATE ON SCHEMA %s FROM PUBLIC",
+             x->schema, x->schema);
+    return 0;
+}
+
+/* The same for a statement template (schema.h). */
+static int ask_template(pgbank__init *x, const char *tmpl, char *out, size_t outlen)
+{
+    PGresult *r;
+    if (pgbank__init_exec(x, tmpl, 0, NULL, &r) < 0)
+        return -1;
+    pgbank__strlcpy(out, PQntuples(r) ? PQgetvalue(r, 0, 0) : "", outlen);
+    PQclear(r);
+    return 0;
+}
+
+/* One answer about pgbank's relation `rel` (its qualified name is $1). */
+static int ask_rel(pgbank__init *x, const char *sql, const char *rel, char *out, size_t outlen)
+{
+    char q[200];
+    snprintf(q, sizeof q, "%s.%s", x->schema, rel);
+    const char *p[1] = {q};
+    return ask(x, sql, 1, p, out, outlen);
+}
+
 static int is_int_type(const char *t)
 {
     return strcmp(t, "integer") == 0 || strcmp(t, "bigint") == 0;
 }
 
 /* An existing accounts table: check its shape, give id a default if it has
- * none (so `account open` can number new accounts), record the adoption. */
-static int adopt_accounts(init_ctx *x)
+ * none (so `account open` can number new accounts), add balance >= 0, and
+ * record the adoption. */
+static int adopt_accounts(pgbank__init *x)
 {
     PGresult *r;
-    if (run(x,
+    char q[200];
+    snprintf(q, sizeof q, "%s.accounts", x->schema);
+    const char *p[1] = {q};
+    if (pgbank__init_run(
+            x,
             "SELECT (SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = c.oid"
-            "          AND attname = 'id' AND NOT attisdropped),"
+            "          AND attname = 'id' AND NOT attisdropped) AS idt,"
             "       (SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = c.oid"
-            "          AND attname = 'balance' AND NOT attisdropped),"
+            "          AND attname = 'balance' AND NOT attisdropped) AS balt,"
             "       (SELECT atthasdef OR attidentity <> '' FROM pg_attribute WHERE attrelid = c.oid"
-            "          AND attname = 'id' AND NOT attisdropped),"
+            "          AND attname = 'id' AND NOT attisdropped) AS has_default,"
             "       EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
             "          AND a.attnum = i.indkey[0] WHERE i.indrelid = c.oid AND i.indisunique"
-            "          AND i.indnatts = 1 AND a.attname = 'id')"
-            "  FROM pg_class c WHERE c.oid = to_regclass('accounts')",
-            0, NULL, &r) < 0)
+            "          AND i.indnatts = 1 AND a.attname = 'id') AS unique_id,"
+            "       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid"
+            "          AND k.conname = 'accounts_balance_nonnegative') AS checked"
+            "  FROM pg_class c WHERE c.oid = to_regclass($1)",
+            1, p, &r) < 0)
         return -1;
     const char *idt = PQgetvalue(r, 0, 0), *balt = PQgetvalue(r, 0, 1);
     if (!is_int_type(idt) || !is_int_type(balt) || PQgetvalue(r, 0, 3)[0] != 't') {
-        pgbank__fail(PGBANK_ESCHEMA, x->err, x->errlen,
+        pgbank__fail(-2, x->err, x->errlen,
                      "table \"accounts\" exists but has the wrong shape (id %s, balance %s%s): "
                      "pgbank needs id integer or bigint as its primary key and balance integer "
                      "or bigint",
@@ -79,274 +190,265 @@ static int adopt_accounts(init_ctx *x)
         return -2;
     }
     int has_default = PQgetvalue(r, 0, 2)[0] == 't';
+    int checked = PQgetvalue(r, 0, 4)[0] == 't';
     PQclear(r);
     if (!has_default &&
-        (run(x, "CREATE SEQUENCE IF NOT EXISTS accounts_id_seq OWNED BY accounts.id", 0, NULL,
-             NULL) < 0 ||
-         run(x, "SELECT setval('accounts_id_seq', GREATEST(COALESCE(max(id), 0), 1),"
-                " max(id) IS NOT NULL) FROM accounts",
-             0, NULL, NULL) < 0 ||
-         run(x, "ALTER TABLE accounts ALTER COLUMN id SET DEFAULT nextval('accounts_id_seq')", 0,
-             NULL, NULL) < 0))
+        (pgbank__init_run_template(
+             x, "ALTER TABLE @S.accounts ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY") <
+             0 ||
+         pgbank__init_exec(x,
+                           "SELECT setval(pg_get_serial_sequence($1, 'id'),"
+                           " GREATEST(COALESCE(max(id), 0), 1), max(id) IS NOT NULL)"
+                           " FROM @S.accounts",
+                           1, p, NULL) < 0))
         return -1;
-    return run(x,
-               "INSERT INTO pgbank_meta (key, value) VALUES ('accounts', 'adopted')"
-               " ON CONFLICT (key) DO NOTHING",
-               0, NULL, NULL);
+    if (!checked) {
+        char bad[128];
+        if (ask_template(x,
+                         "SELECT count(*) || ' account(s) hold a negative balance (the lowest: "
+                         "account ' || (array_agg(id ORDER BY balance))[1] || ', balance '"
+                         " || min(balance) || ')' FROM @S.accounts WHERE balance < 0"
+                         " HAVING count(*) > 0",
+                         bad, sizeof bad) < 0)
+            return -1;
+        if (bad[0])
+            return pgbank__fail(-2, x->err, x->errlen,
+                                "table \"accounts\" is adopted, and pgbank adds CHECK (balance >= "
+                                "0) to it, but %s: correct them, then run pgbank init again",
+                                bad);
+        if (pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD CONSTRAINT"
+                                         " accounts_balance_nonnegative CHECK (balance >= 0)") < 0)
+            return -1;
+    }
+    return pgbank__init_run_template(x, "INSERT INTO @S.pgbank_meta (key, value)"
+                                        " VALUES ('accounts', 'adopted')"
+                                        " ON CONFLICT (key) DO NOTHING");
 }
 
-/* Schema 2: the journal and the idempotency keys.  When the journal is new,
- * every account already there gets an "open" row with its balance, so the
- * audit starts from what exists. */
-static int init_journal(init_ctx *x)
+static int init_accounts(pgbank__init *x)
 {
-    PGresult *r;
-    if (run(x, "SELECT to_regclass('pgbank_journal') IS NULL", 0, NULL, &r) < 0)
+    char v[16];
+    if (ask_rel(x, "SELECT to_regclass($1) IS NULL", "accounts", v, sizeof v) < 0)
         return -1;
-    int fresh = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (fresh &&
-        (run(x,
-             "CREATE TABLE pgbank_journal ("
-             " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-             " account bigint NOT NULL,"
-             " op text NOT NULL,"
-             " amount bigint NOT NULL,"
-             " balance_after bigint NOT NULL,"
-             " strategy text,"
-             " key text,"
-             " at timestamptz NOT NULL DEFAULT now())", /* the transaction's time */
-             0, NULL, NULL) < 0 ||
-         run(x, "CREATE INDEX pgbank_journal_account ON pgbank_journal (account, seq)", 0, NULL,
-             NULL) < 0 ||
-         run(x,
-             "INSERT INTO pgbank_journal (account, op, amount, balance_after)"
-             " SELECT id, 'open', balance, balance FROM accounts ORDER BY id",
-             0, NULL, NULL) < 0))
-        return -1;
-    return run(x,
-               "CREATE TABLE IF NOT EXISTS pgbank_keys ("
-               " key text PRIMARY KEY,"
-               " op text NOT NULL,"
-               " account bigint NOT NULL,"
-               " to_account bigint,"
-               " amount bigint NOT NULL,"
-               " status text NOT NULL,"
-               " balance bigint,"
-               " to_balance bigint,"
-               " message text,"
-               " at timestamptz NOT NULL DEFAULT clock_timestamp())",
-               0, NULL, NULL) < 0
-               ? -1
-               : run(x, "ALTER TABLE pgbank_keys ADD COLUMN IF NOT EXISTS message text", 0, NULL,
-                     NULL);
-}
-
-/* Schema 3: the batch function.  Locks every account of the batch in id
- * order, applies the operations one by one in arrival order on the balances
- * held in memory (a refusal never affects another operation), writes each
- * changed account once, and journals every operation that succeeded (where
- * the journal exists: a benchmark may drop it to run pgbench's SQL).
- * Status codes: 0 ok, 1 insufficient funds, 2 no such account (source),
- * 3 the new balance would overflow, 4 no such account (destination). */
-static const char batch_function[] =
-    "CREATE OR REPLACE FUNCTION pgbank_batch(kinds smallint[], ids bigint[], to_ids bigint[],"
-    "  amounts bigint[], maxbal bigint,"
-    "  OUT status smallint[], OUT bal bigint[], OUT to_bal bigint[])"
-    " LANGUAGE plpgsql AS $f$\n"
-    "DECLARE\n"
-    "  n int := coalesce(cardinality(ids), 0);\n"
-    "  acc bigint[]; cur bigint[]; orig bigint[]; ai int[]; ti int[];\n"
-    "  i int; a int; t int; amt bigint; k smallint;\n"
-    "BEGIN\n"
-    "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
-    "         coalesce(array_agg(s.balance ORDER BY s.id), '{}') INTO acc, cur\n"
-    "    FROM (SELECT id, balance FROM accounts WHERE id = ANY (ids || to_ids)"
-    "          ORDER BY id FOR UPDATE) s;\n"
-    "  SELECT array_agg(p.pos::int ORDER BY o.ord), array_agg(q.pos::int ORDER BY o.ord)"
-    "    INTO ai, ti\n"
-    "    FROM unnest(ids, to_ids) WITH ORDINALITY o(id, to_id, ord)\n"
-    "    LEFT JOIN unnest(acc) WITH ORDINALITY p(id, pos) ON p.id = o.id\n"
-    "    LEFT JOIN unnest(acc) WITH ORDINALITY q(id, pos) ON q.id = o.to_id;\n"
-    "  status := array_fill(0::smallint, ARRAY[n]);\n"
-    "  bal := array_fill(NULL::bigint, ARRAY[n]);\n"
-    "  to_bal := bal;\n"
-    "  orig := cur;\n"
-    "  FOR i IN 1 .. n LOOP\n"
-    "    a := ai[i]; amt := amounts[i]; k := kinds[i];\n"
-    "    IF a IS NULL THEN\n"
-    "      status[i] := 2;\n"
-    "    ELSIF k = 0 THEN\n"
-    "      IF cur[a] >= amt THEN cur[a] := cur[a] - amt; ELSE status[i] := 1; END IF;\n"
-    "      bal[i] := cur[a];\n"
-    "    ELSIF k = 1 THEN\n"
-    "      IF cur[a] > maxbal - amt THEN status[i] := 3; ELSE cur[a] := cur[a] + amt; END IF;\n"
-    "      bal[i] := cur[a];\n"
-    "    ELSE\n"
-    "      t := ti[i];\n"
-    "      IF t IS NULL THEN status[i] := 4;\n"
-    "      ELSIF cur[a] < amt THEN status[i] := 1; bal[i] := cur[a];\n"
-    "      ELSIF cur[t] > maxbal - amt THEN status[i] := 3;\n"
-    "      ELSE cur[a] := cur[a] - amt; cur[t] := cur[t] + amt;"
-    " bal[i] := cur[a]; to_bal[i] := cur[t];\n"
-    "      END IF;\n"
-    "    END IF;\n"
-    "  END LOOP;\n"
-    "  IF n = 0 THEN RETURN; END IF;\n"
-    "  UPDATE accounts SET balance = v.b FROM unnest(acc, cur, orig) v(id, b, o)\n"
-    "   WHERE accounts.id = v.id AND v.b <> v.o;\n"
-    "  IF to_regclass('pgbank_journal') IS NULL THEN RETURN; END IF;\n"
-    "  INSERT INTO pgbank_journal (account, op, amount, balance_after, strategy)\n"
-    "  SELECT j.account, j.op, j.amount, j.after, 'batch' FROM (\n"
-    "    SELECT o.ord, 0 AS sub, o.id AS account,\n"
-    "           CASE o.k WHEN 0 THEN 'withdraw' WHEN 1 THEN 'deposit' ELSE 'transfer out' END AS op,\n"
-    "           CASE o.k WHEN 1 THEN o.amt ELSE -o.amt END AS amount, o.b AS after\n"
-    "      FROM unnest(kinds, ids, amounts, status, bal) WITH ORDINALITY o(k, id, amt, st, b, ord)\n"
-    "     WHERE o.st = 0\n"
-    "    UNION ALL\n"
-    "    SELECT o.ord, 1, o.to_id, 'transfer in', o.amt, o.tb\n"
-    "      FROM unnest(kinds, to_ids, amounts, status, to_bal)"
-    " WITH ORDINALITY o(k, to_id, amt, st, tb, ord)\n"
-    "     WHERE o.st = 0 AND o.k = 2) j\n"
-    "  ORDER BY j.ord, j.sub;\n"
-    "END\n"
-    "$f$";
-
-/* The server-side functions run as their owner with a fixed search_path
- * (the schema init ran in), so a role allowed only to EXECUTE them can move
- * money through them without any right on the tables, and cannot redirect
- * them to tables of its own. */
-static const char secure_functions[] =
-    "DO $d$ BEGIN"
-    " EXECUTE format('ALTER FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint)"
-    " SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());"
-    " REVOKE ALL ON FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint)"
-    " FROM PUBLIC;"
-    " EXECUTE format('ALTER FUNCTION pgbank_batch_one(smallint, bigint, bigint, bigint)"
-    " SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());"
-    " REVOKE ALL ON FUNCTION pgbank_batch_one(smallint, bigint, bigint, bigint) FROM PUBLIC;"
-    " END $d$";
-
-/* A batch of one withdrawal or deposit: the guarded UPDATE and its journal
- * row, without the arrays' fixed cost, so a quiet system answers as fast as
- * the atomic strategy.  Same status codes as pgbank_batch(). */
-static const char batch_one_function[] =
-    "CREATE OR REPLACE FUNCTION pgbank_batch_one(p_kind smallint, p_id bigint, p_amount bigint,"
-    "  p_max bigint, OUT status smallint, OUT bal bigint)"
-    " LANGUAGE plpgsql AS $f$\n"
-    "BEGIN\n"
-    "  IF p_kind = 0 THEN\n"
-    "    UPDATE accounts SET balance = balance - p_amount"
-    "     WHERE id = p_id AND balance >= p_amount RETURNING balance INTO bal;\n"
-    "  ELSE\n"
-    "    UPDATE accounts SET balance = balance + p_amount"
-    "     WHERE id = p_id AND balance <= p_max - p_amount RETURNING balance INTO bal;\n"
-    "  END IF;\n"
-    "  IF FOUND THEN\n"
-    "    IF to_regclass('pgbank_journal') IS NULL THEN status := 0; RETURN; END IF;\n"
-    "    INSERT INTO pgbank_journal (account, op, amount, balance_after, strategy)\n"
-    "    VALUES (p_id, CASE p_kind WHEN 0 THEN 'withdraw' ELSE 'deposit' END,\n"
-    "            CASE p_kind WHEN 0 THEN -p_amount ELSE p_amount END, bal, 'batch');\n"
-    "    status := 0;\n"
-    "    RETURN;\n"
-    "  END IF;\n"
-    "  SELECT balance INTO bal FROM accounts WHERE id = p_id;\n"
-    "  status := CASE WHEN NOT FOUND THEN 2 WHEN p_kind = 0 THEN 1 ELSE 3 END;\n"
-    "END\n"
-    "$f$";
-
-static int init_tx(init_ctx *x)
-{
-    PGresult *r;
-    /* Two inits at once: the second waits, then finds everything there. */
-    if (run(x, "SELECT pg_advisory_xact_lock(7405162)", 0, NULL, NULL) < 0 ||
-        run(x,
-            "CREATE TABLE IF NOT EXISTS pgbank_meta ("
-            " key text PRIMARY KEY,"
-            " value text NOT NULL)",
-            0, NULL, NULL) < 0 ||
-        run(x, "SELECT to_regclass('accounts') IS NULL", 0, NULL, &r) < 0)
-        return -1;
-    int missing = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (missing) {
-        if (run(x,
-                "CREATE TABLE accounts ("
-                " id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
-                " balance bigint NOT NULL"
-                "  CONSTRAINT accounts_balance_nonnegative CHECK (balance >= 0))"
-                /* room on each page, so a balance update stays a HOT update
-                 * (no index entry to write) */
-                " WITH (fillfactor = 80)",
-                0, NULL, NULL) < 0 ||
-            run(x,
-                "INSERT INTO pgbank_meta (key, value) VALUES ('accounts', 'created')"
-                " ON CONFLICT (key) DO NOTHING",
-                0, NULL, NULL) < 0)
+    if (v[0] == 't') {
+        if (pgbank__init_run_template(
+                x, "CREATE TABLE @S.accounts ("
+                   " id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+                   " balance bigint NOT NULL"
+                   "  CONSTRAINT accounts_balance_nonnegative CHECK (balance >= 0))"
+                   /* room on each page, so a balance update stays a HOT update
+                    * (no index entry to write) */
+                   " WITH (fillfactor = 80)") < 0 ||
+            pgbank__init_run_template(x, "INSERT INTO @S.pgbank_meta (key, value)"
+                                         " VALUES ('accounts', 'created')"
+                                         " ON CONFLICT (key) DO NOTHING") < 0)
             return -1;
     } else {
         int rc = adopt_accounts(x);
         if (rc < 0)
             return rc;
     }
-    if (init_journal(x) < 0 || run(x, batch_function, 0, NULL, NULL) < 0 ||
-        run(x, batch_one_function, 0, NULL, NULL) < 0 ||
-        run(x, secure_functions, 0, NULL, NULL) < 0)
+    char type[32];
+    if (ask_rel(x,
+                "SELECT format_type(atttypid, NULL) FROM pg_attribute"
+                " WHERE attrelid = to_regclass($1) AND attname = 'balance' AND NOT attisdropped",
+                "accounts", type, sizeof type) < 0)
         return -1;
-    char version[16];
-    snprintf(version, sizeof version, "%d", PGBANK_SCHEMA_VERSION);
-    const char *p[1] = {version};
-    return run(x,
-               "INSERT INTO pgbank_meta (key, value) VALUES ('schema_version', $1)"
-               " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-               1, p, NULL);
+    x->balance_max = strcmp(type, "integer") == 0 ? INT32_MAX : INT64_MAX;
+    return 0;
 }
 
-/* --app-role: a login role that may only call the functions.  Identifiers
- * cannot travel as parameters; the role name is quoted by libpq's
- * PQescapeIdentifier, the one place a name enters SQL text. */
-static int grant_app_role(init_ctx *x, const char *role)
+/* The journal and the idempotency keys (schema 2), upgraded to schema 4.
+ * When the journal is new, every account already there gets an "open" row
+ * with its balance, so the audit starts from what exists. */
+static int init_journal(pgbank__init *x)
 {
+    char v[16];
+    if (ask_rel(x, "SELECT to_regclass($1) IS NULL", "pgbank_journal", v, sizeof v) < 0)
+        return -1;
+    int fresh = v[0] == 't';
+    x->journal = x->opt->journal || !fresh;
+    if (!x->journal)
+        return 0;
+    if (fresh &&
+        (pgbank__init_run_template(
+             x, "CREATE TABLE @S.pgbank_journal ("
+                " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                " account bigint NOT NULL,"
+                " op text NOT NULL,"
+                " amount bigint NOT NULL,"
+                " balance_after bigint NOT NULL,"
+                " strategy text,"
+                " key text,"
+                " at timestamptz NOT NULL DEFAULT now())") < 0 || /* the transaction's time */
+         pgbank__init_run_template(
+             x, "CREATE INDEX pgbank_journal_account ON @S.pgbank_journal (account, seq)") < 0 ||
+         pgbank__init_run_template(
+             x, "INSERT INTO @S.pgbank_journal (account, op, amount, balance_after)"
+                " SELECT id, 'open', balance, balance FROM @S.accounts ORDER BY id") < 0))
+        return -1;
+    /* Who made an external change (schema 4). */
+    if (pgbank__init_run_template(x, "ALTER TABLE @S.pgbank_journal"
+                                     " ADD COLUMN IF NOT EXISTS db_role text,"
+                                     " ADD COLUMN IF NOT EXISTS application text") < 0 ||
+        pgbank__init_run_template(x, "CREATE TABLE IF NOT EXISTS @S.pgbank_keys ("
+                                     " key text PRIMARY KEY,"
+                                     " op text NOT NULL,"
+                                     " account bigint NOT NULL,"
+                                     " to_account bigint,"
+                                     " amount bigint NOT NULL,"
+                                     " outcome smallint," /* NULL while being decided */
+                                     " balance bigint,"
+                                     " to_balance bigint,"
+                                     " message text,"
+                                     " at timestamptz NOT NULL DEFAULT clock_timestamp())") < 0)
+        return -1;
+    /* Schema 2 and 3 stored the outcome as its wording ("insufficient
+     * funds") and parsed it back: now a stable code. */
+    if (ask_rel(x,
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'status'"
+                " AND NOT attisdropped AND attrelid = to_regclass($1))",
+                "pgbank_keys", v, sizeof v) < 0)
+        return -1;
+    if (v[0] == 't' &&
+        (pgbank__init_run_template(
+             x, "ALTER TABLE @S.pgbank_keys ADD COLUMN IF NOT EXISTS outcome smallint,"
+                " ADD COLUMN IF NOT EXISTS message text") < 0 ||
+         pgbank__init_run_template(
+             x, "UPDATE @S.pgbank_keys SET outcome = CASE status"
+                " WHEN 'ok' THEN @O_OK WHEN 'insufficient funds' THEN @O_INSUFFICIENT_FUNDS"
+                " WHEN 'no such account' THEN @O_NO_SUCH_ACCOUNT"
+                " WHEN 'invalid amount' THEN @O_OVERFLOW END") < 0 ||
+         pgbank__init_run_template(x, "DELETE FROM @S.pgbank_keys WHERE outcome IS NULL") < 0 ||
+         pgbank__init_run_template(x, "ALTER TABLE @S.pgbank_keys DROP COLUMN status") < 0))
+        return -1;
+    /* Nobody but pgbank's functions and the schema's owner touches them. */
+    return pgbank__init_run_template(
+        x, "REVOKE ALL ON @S.pgbank_journal, @S.pgbank_keys, @S.pgbank_meta FROM PUBLIC");
+}
+
+/* --app-role: a login role that may only call pgbank's functions.  Refused
+ * when the role could do more than that anyway (then restricting it would
+ * be a pretence) or when restricting it would take rights from the owner. */
+static int check_app_role(pgbank__init *x, const char *role)
+{
+    char q[200];
+    snprintf(q, sizeof q, "%s.accounts", x->schema);
+    const char *p[2] = {role, q};
+    PGresult *r;
+    if (pgbank__init_run(
+            x,
+            "SELECT r.rolname = current_user, r.rolsuper, r.rolcreaterole OR r.rolcreatedb"
+            "   OR r.rolbypassrls OR r.rolreplication,"
+            " pg_has_role(r.oid, c.relowner, 'MEMBER'),"
+            " (SELECT string_agg(p.rolname, ', ') FROM pg_roles p"
+            "   WHERE (p.rolname LIKE 'pg\\_%' OR p.rolsuper OR p.rolcreaterole)"
+            "     AND p.oid <> r.oid AND pg_has_role(r.oid, p.oid, 'MEMBER')),"
+            " has_schema_privilege(r.oid, c.relnamespace, 'CREATE'),"
+            " (SELECT d.datdba = r.oid FROM pg_database d WHERE d.datname = current_database())"
+            " FROM pg_roles r, pg_class c"
+            " WHERE r.rolname = $1 AND c.oid = to_regclass($2)",
+            2, p, &r) < 0)
+        return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 1; /* no such role yet: it is created below */
+    }
+    const char *why = NULL;
+    char members[300];
+    pgbank__strlcpy(members, PQgetvalue(r, 0, 4), sizeof members);
+    if (PQgetvalue(r, 0, 0)[0] == 't')
+        why = "it is the role running pgbank init";
+    else if (PQgetvalue(r, 0, 1)[0] == 't')
+        why = "it is a superuser";
+    else if (PQgetvalue(r, 0, 2)[0] == 't')
+        why = "it may create roles or databases, bypass row security or replicate";
+    else if (PQgetvalue(r, 0, 3)[0] == 't')
+        why = "it owns table accounts (or is a member of its owner)";
+    else if (members[0])
+        why = "it is a member of a privileged role";
+    else if (PQgetvalue(r, 0, 6)[0] == 't')
+        why = "it owns the database";
+    else if (PQgetvalue(r, 0, 5)[0] == 't')
+        why = "it may CREATE in the schema (REVOKE CREATE ON SCHEMA ... FROM PUBLIC and from it)";
+    PQclear(r);
+    if (why)
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "refusing to make role \"%s\" pgbank's application role: %s%s%s%s; "
+                            "name a role that exists only to call pgbank's functions",
+                            role, why, members[0] ? " (" : "", members,
+                            members[0] ? ")" : "");
+    return 0;
+}
+
+static int grant_app_role(pgbank__init *x, const char *role)
+{
+    if (!x->journal)
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "an application role needs the journal and the keys");
+    int missing = check_app_role(x, role);
+    if (missing < 0)
+        return missing;
     char *id = PQescapeIdentifier(x->pg, role, strlen(role));
     if (!id)
         return pgbank__fail(-1, x->err, x->errlen, "invalid role name");
-    const char *p[1] = {role};
-    PGresult *r;
-    char sql[600];
-    int rc = run(x, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, p, &r);
-    if (rc == 0) {
-        int exists = PQntuples(r) > 0;
-        PQclear(r);
-        const char *stmts[] = {
-            "CREATE ROLE %s LOGIN",
-            "REVOKE ALL ON accounts, pgbank_journal, pgbank_keys, pgbank_meta FROM %s",
-            "GRANT EXECUTE ON FUNCTION pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint) TO %s",
-            "GRANT EXECUTE ON FUNCTION pgbank_batch_one(smallint, bigint, bigint, bigint) TO %s",
-        };
-        for (size_t i = exists ? 1 : 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
-            snprintf(sql, sizeof sql, stmts[i], id);
-            rc = run(x, sql, 0, NULL, NULL);
-        }
-        if (rc == 0) {
-            const char *q[1] = {id};
-            rc = run(x, "SELECT format('GRANT USAGE ON SCHEMA %I TO ', current_schema()) || $1", 1,
-                     q, &r);
-            if (rc == 0) {
-                pgbank__strlcpy(sql, PQgetvalue(r, 0, 0), sizeof sql);
-                PQclear(r);
-                rc = run(x, sql, 0, NULL, NULL);
-            }
-        }
+    /* An identifier cannot travel as a parameter: the role name is quoted
+     * by libpq's PQescapeIdentifier, the one place a name enters SQL. */
+    char sql[700];
+    int rc = 0;
+    if (missing) {
+        snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN", id);
+        rc = pgbank__init_run(x, sql, 0, NULL, NULL);
+    }
+    const char *stmts[] = {
+        "REVOKE ALL ON @S.accounts, @S.pgbank_journal, @S.pgbank_keys, @S.pgbank_meta FROM %s",
+        "GRANT USAGE ON SCHEMA @S TO %s",
+        "ALTER ROLE %s SET statement_timeout = '" APP_STATEMENT_TIMEOUT "'",
+        "ALTER ROLE %s SET idle_in_transaction_session_timeout = '" APP_IDLE_TIMEOUT "'",
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof stmts / sizeof stmts[0]; i++) {
+        snprintf(sql, sizeof sql, stmts[i], id);
+        rc = pgbank__init_run_template(x, sql);
+    }
+    for (int i = 0; rc == 0 && pgbank__app_functions[i]; i++) {
+        snprintf(sql, sizeof sql, "GRANT EXECUTE ON FUNCTION @S.%s TO %s",
+                 pgbank__app_functions[i], id);
+        rc = pgbank__init_run_template(x, sql);
     }
     PQfreemem(id);
     return rc;
 }
 
-/* Runs body(x, arg) in one transaction on a connection of its own:
- * COMMIT when it returns 0, ROLLBACK otherwise (-2: PGBANK_ESCHEMA, else
- * PGBANK_EDB).  The reason, password-free, is in err. */
-static int in_init_tx(const char *conninfo, int (*body)(init_ctx *, const char *),
-                      const char *arg, char *err, size_t errlen)
+static int init_tx(pgbank__init *x)
+{
+    char version[16];
+    int rc = pgbank__init_run(x, "SELECT pg_catalog.pg_advisory_xact_lock(" INIT_LOCK_KEY ")", 0, NULL, NULL);
+    if (rc < 0 || (rc = find_schema(x)) < 0)
+        return rc;
+    if (pgbank__init_run_template(x, "CREATE TABLE IF NOT EXISTS @S.pgbank_meta ("
+                                     " key text PRIMARY KEY,"
+                                     " value text NOT NULL)") < 0)
+        return -1;
+    if ((rc = init_accounts(x)) < 0 || (rc = init_journal(x)) < 0 ||
+        (rc = pgbank__init_functions(x)) < 0)
+        return rc;
+    if (x->opt->app_role && (rc = grant_app_role(x, x->opt->app_role)) < 0)
+        return rc;
+    snprintf(version, sizeof version, "%d", PGBANK_SCHEMA_VERSION);
+    const char *p[1] = {version};
+    char sql[400];
+    snprintf(sql, sizeof sql, "INSERT INTO %s.pgbank_meta (key, value)"
+                              " VALUES ('schema_version', $1)"
+                              " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+             x->schema);
+    return pgbank__init_run(x, sql, 1, p, NULL);
+}
+
+/* Runs body in one transaction on a connection of its own: COMMIT when it
+ * returns 0, ROLLBACK otherwise (-2: PGBANK_ESCHEMA, else PGBANK_EDB).  The
+ * reason, password-free, is in err. */
+static int in_init_tx(const char *conninfo, const pgbank_schema_options *opt,
+                      int (*body)(pgbank__init *, void *), void *arg, char *err, size_t errlen)
 {
     char *ci;
     int rc;
@@ -355,16 +457,22 @@ static int in_init_tx(const char *conninfo, int (*body)(init_ctx *, const char *
         free(ci);
         return rc;
     }
-    init_ctx x = {pg, ci, err, errlen};
-    if (run(&x, "BEGIN", 0, NULL, NULL) < 0 ||
-        run(&x, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) < 0) {
+    pgbank__init x;
+    memset(&x, 0, sizeof x);
+    x.pg = pg;
+    x.conninfo = ci;
+    x.err = err;
+    x.errlen = errlen;
+    x.opt = opt;
+    if (pgbank__init_run(&x, "START TRANSACTION", 0, NULL, NULL) < 0 ||
+        pgbank__init_run(&x, "SET LOCAL client_min_messages = warning", 0, NULL, NULL) < 0) {
         rc = PGBANK_EDB;
     } else {
         int r = body(&x, arg);
         if (r < 0) {
             PQclear(PQexec(pg, "ROLLBACK"));
             rc = r == -2 ? PGBANK_ESCHEMA : PGBANK_EDB;
-        } else if (run(&x, "COMMIT", 0, NULL, NULL) < 0) {
+        } else if (pgbank__init_run(&x, "COMMIT", 0, NULL, NULL) < 0) {
             rc = PGBANK_EDB;
         }
     }
@@ -379,27 +487,100 @@ static int in_init_tx(const char *conninfo, int (*body)(init_ctx *, const char *
     return rc;
 }
 
-static int init_body(init_ctx *x, const char *unused)
+static int create_body(pgbank__init *x, void *unused)
 {
     (void)unused;
     return init_tx(x);
 }
 
-static int init_and_grant_body(init_ctx *x, const char *role)
+PGBANK__API int pgbank_schema_create(const char *conninfo, const pgbank_schema_options *opt,
+                                     char *err, size_t errlen)
 {
-    int rc = init_tx(x);
-    return rc < 0 ? rc : grant_app_role(x, role);
+    pgbank_schema_options defaults;
+    if (!opt) {
+        pgbank_schema_options_init(&defaults);
+        opt = &defaults;
+    }
+    if (opt->app_role && (!*opt->app_role || strlen(opt->app_role) > 63))
+        return pgbank__fail(PGBANK_EINVAL, err, errlen, "a role name must be 1 to 63 bytes");
+    return in_init_tx(conninfo, opt, create_body, NULL, err, errlen);
 }
 
 PGBANK__API int pgbank_schema_init(const char *conninfo, char *err, size_t errlen)
 {
-    return in_init_tx(conninfo, init_body, NULL, err, errlen);
+    return pgbank_schema_create(conninfo, NULL, err, errlen);
 }
 
 PGBANK__API int pgbank_schema_init_app_role(const char *conninfo, const char *role, char *err,
                                             size_t errlen)
 {
-    if (!role || !*role || strlen(role) > 63)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen, "a role name must be 1 to 63 bytes");
-    return in_init_tx(conninfo, init_and_grant_body, role, err, errlen);
+    pgbank_schema_options o;
+    pgbank_schema_options_init(&o);
+    o.app_role = role ? role : "";
+    return pgbank_schema_create(conninfo, &o, err, errlen);
+}
+
+/* --- bulk loading ---------------------------------------------------------- */
+
+typedef struct load_args {
+    int64_t count, balance;
+} load_args;
+
+static int load_body(pgbank__init *x, void *arg)
+{
+    const load_args *a = arg;
+    char v[64], n[24], bal[24];
+    int rc = find_schema(x);
+    if (rc < 0)
+        return rc;
+    if (ask_template(x,
+                     "SELECT coalesce((SELECT value FROM @S.pgbank_meta WHERE key = 'accounts'),"
+                     " '') || '/' || (SELECT count(*) FROM (SELECT 1 FROM @S.accounts LIMIT 1) s)",
+                     v, sizeof v) < 0)
+        return -1;
+    if (strcmp(v, "created/0") != 0)
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "pgbank_accounts_load fills only an empty accounts table that pgbank "
+                            "created (found: %s)",
+                            v);
+    if (ask_rel(x, "SELECT to_regclass($1) IS NOT NULL", "pgbank_journal", v, sizeof v) < 0)
+        return -1;
+    x->journal = v[0] == 't';
+    snprintf(n, sizeof n, "%lld", (long long)a->count);
+    snprintf(bal, sizeof bal, "%lld", (long long)a->balance);
+    char q[200];
+    snprintf(q, sizeof q, "%s.accounts", x->schema);
+    const char *p[3] = {bal, n, q};
+    /* The primary key is built once the rows are in (much faster than row
+     * by row for millions); the rows are pgbank's own, so they are
+     * journaled as openings here, not as external changes. */
+    if (pgbank__init_run(x, "SELECT set_config('pgbank.own', 'on', true)", 0, NULL, NULL) < 0 ||
+        pgbank__init_run_template(x, "ALTER TABLE @S.accounts DROP CONSTRAINT accounts_pkey") <
+            0 ||
+        pgbank__init_exec(x,
+                          "INSERT INTO @S.accounts (id, balance)"
+                          " SELECT g, $1::bigint FROM generate_series(1, $2::bigint) g",
+                          2, p, NULL) < 0 ||
+        pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD PRIMARY KEY (id)") < 0 ||
+        pgbank__init_run(x, "SELECT setval(pg_get_serial_sequence($2, 'id'), $1::bigint)", 2,
+                         p + 1, NULL) < 0)
+        return -1;
+    if (x->journal &&
+        pgbank__init_run_template(x, "INSERT INTO @S.pgbank_journal (account, op, amount,"
+                                     " balance_after) SELECT id, 'open', balance, balance"
+                                     " FROM @S.accounts ORDER BY id") < 0)
+        return -1;
+    return pgbank__init_run_template(x, "ANALYZE @S.accounts");
+}
+
+PGBANK__API int pgbank_accounts_load(const char *conninfo, int64_t count, int64_t balance,
+                                     char *err, size_t errlen)
+{
+    if (count < 1 || balance < 0)
+        return pgbank__fail(PGBANK_EINVAL, err, errlen,
+                            "load at least one account, with a balance of 0 or more");
+    pgbank_schema_options o;
+    pgbank_schema_options_init(&o);
+    load_args a = {count, balance};
+    return in_init_tx(conninfo, &o, load_body, &a, err, errlen);
 }

@@ -11,6 +11,11 @@
  */
 #include "sql.h"
 
+/* pgbank's own writes mark their transaction, so the triggers that journal
+ * changes made outside pgbank (schema 4) leave them alone: a condition
+ * that is always true, evaluated on the row being changed. */
+#define OWN " AND set_config('pgbank.own', 'on', true) = 'on'"
+
 #define JOURNAL_INSERT                                                                 \
     "INSERT INTO pgbank_journal (account, op, amount, balance_after, strategy, key) "
 
@@ -24,18 +29,20 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_ROLLBACK_TO_SAVEPOINT] = {"pgbank_rollback_to", "ROLLBACK TO SAVEPOINT pgbank_work", 0,
                                    0},
     /* balance type, id type, whether id has a default, whether the journal
-     * and the keys (with their message) exist, whether the batch functions
-     * exist.  An older schema works without them until `pgbank init`
-     * upgrades it.  No row: the accounts table is missing. */
+     * and the keys (schema 4: outcome codes) exist, whether the batch
+     * functions exist, whether pgbank_keyed() does.  An older schema works
+     * without them until `pgbank init` upgrades it.  No row: the accounts
+     * table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
                    " to_regclass('pgbank_journal') IS NOT NULL"
                    " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
-                   "'pgbank_keys') AND attname = 'message'),"
-                   " to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[],"
-                   "bigint)') IS NOT NULL"
-                   " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint,bigint)')"
+                   "'pgbank_keys') AND attname = 'outcome' AND NOT attisdropped),"
+                   " to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[])')"
+                   " IS NOT NULL"
+                   " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint)') IS NOT NULL,"
+                   " to_regprocedure('pgbank_keyed(smallint,bigint,bigint,bigint,text)')"
                    " IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
@@ -54,35 +61,39 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                                     " ORDER BY id FOR UPDATE",
                                     2, 0},
     [SQL_SET_BALANCE] = {"pgbank_set_balance",
-                         "UPDATE accounts SET balance = $2 WHERE id = $1", 2, 0},
+                         "UPDATE accounts SET balance = $2 WHERE id = $1" OWN, 2, 0},
     [SQL_DEBIT] = {"pgbank_debit",
                    "UPDATE accounts SET balance = balance - $2"
-                   " WHERE id = $1 AND balance >= $2 RETURNING balance",
+                   " WHERE id = $1 AND balance >= $2" OWN " RETURNING balance",
                    2, 0},
     [SQL_CREDIT] = {"pgbank_credit",
-                    "UPDATE accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance",
+                    "UPDATE accounts SET balance = balance + $2 WHERE id = $1" OWN
+                    " RETURNING balance",
                     2, 0},
-    [SQL_OPEN] = {"pgbank_open", "INSERT INTO accounts (balance) VALUES ($1) RETURNING id", 1,
+    [SQL_OPEN] = {"pgbank_open",
+                  "INSERT INTO accounts (balance) SELECT $1 WHERE true" OWN " RETURNING id", 1,
                   0},
     [SQL_OPEN_NO_DEFAULT] = {"pgbank_open_no_default",
                              "INSERT INTO accounts (id, balance)"
-                             " SELECT COALESCE(max(id), 0) + 1, $1 FROM accounts RETURNING id",
+                             " SELECT COALESCE(max(id), 0) + 1, $1 FROM accounts"
+                             " HAVING true" OWN " RETURNING id",
                              1, 0},
     /* $1 id, $2 amount, $3 journal op, $4 key, $5 strategy */
     [SQL_DEBIT_J] = {"pgbank_debit_j",
                      "WITH u AS (UPDATE accounts SET balance = balance - $2"
-                     " WHERE id = $1 AND balance >= $2 RETURNING id, balance) " JOURNAL_INSERT
+                     " WHERE id = $1 AND balance >= $2" OWN " RETURNING id, balance) " JOURNAL_INSERT
                      "SELECT id, $3::text, -$2::bigint, balance, $5::text, $4::text FROM u"
                      " RETURNING balance_after",
                      5, SQL_NEEDS_JOURNAL},
     [SQL_CREDIT_J] = {"pgbank_credit_j",
                       "WITH u AS (UPDATE accounts SET balance = balance + $2"
-                      " WHERE id = $1 RETURNING id, balance) " JOURNAL_INSERT
+                      " WHERE id = $1" OWN " RETURNING id, balance) " JOURNAL_INSERT
                       "SELECT id, $3::text, $2::bigint, balance, $5::text, $4::text FROM u"
                       " RETURNING balance_after",
                       5, SQL_NEEDS_JOURNAL},
     [SQL_OPEN_J] = {"pgbank_open_j",
-                    "WITH a AS (INSERT INTO accounts (balance) VALUES ($1) RETURNING id, balance) "
+                    "WITH a AS (INSERT INTO accounts (balance) SELECT $1 WHERE true" OWN
+                    " RETURNING id, balance) "
                     JOURNAL_INSERT "SELECT id, 'open', balance, balance, NULL, NULL FROM a"
                     " RETURNING account",
                     1, SQL_NEEDS_JOURNAL},
@@ -90,29 +101,33 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_JOURNAL] = {"pgbank_journal", JOURNAL_INSERT "VALUES ($1, $2, $3, $4, $5, $6)", 6, SQL_NEEDS_JOURNAL},
     /* $1 key, $2 op, $3 account, $4 to_account, $5 amount */
     [SQL_KEY_CLAIM] = {"pgbank_key_claim",
-                       "INSERT INTO pgbank_keys (key, op, account, to_account, amount, status)"
-                       " VALUES ($1, $2, $3, $4, $5, 'pending')"
+                       "INSERT INTO pgbank_keys (key, op, account, to_account, amount)"
+                       " VALUES ($1, $2, $3, $4, $5)"
                        " ON CONFLICT (key) DO NOTHING RETURNING 1",
                        5, SQL_NEEDS_JOURNAL},
     [SQL_KEY_READ] = {"pgbank_key_read",
-                      "SELECT op, account, COALESCE(to_account, 0), amount, status,"
-                      " COALESCE(balance, 0), COALESCE(to_balance, 0), COALESCE(message, '')"
+                      "SELECT op, account, COALESCE(to_account, 0), amount, outcome,"
+                      " COALESCE(balance, 0), COALESCE(to_balance, 0)"
                       " FROM pgbank_keys WHERE key = $1",
                       1, SQL_NEEDS_JOURNAL},
-    /* $1 key, $2 status, $3 balance, $4 to_balance, $5 message */
+    /* $1 key, $2 outcome code (sql.h), $3 balance, $4 to_balance */
     [SQL_KEY_SET] = {"pgbank_key_set",
-                     "UPDATE pgbank_keys SET status = $2, balance = $3, to_balance = $4,"
-                     " message = $5 WHERE key = $1",
-                     5, SQL_NEEDS_JOURNAL},
-    /* $1 kinds (0 withdraw, 1 deposit, 2 transfer), $2 accounts, $3 destinations,
-     * $4 amounts, $5 the balance column's maximum */
+                     "UPDATE pgbank_keys SET outcome = $2, balance = $3, to_balance = $4"
+                     " WHERE key = $1",
+                     4, SQL_NEEDS_JOURNAL},
+    /* $1 kinds (SQL_KIND_*), $2 accounts, $3 destinations, $4 amounts */
     [SQL_BATCH] = {"pgbank_batch",
                    "SELECT status, bal, to_bal FROM pgbank_batch($1::smallint[], $2::bigint[],"
-                   " $3::bigint[], $4::bigint[], $5::bigint)",
-                   5, SQL_NEEDS_BATCH},
-    /* $1 kind, $2 account, $3 amount, $4 the balance column's maximum */
+                   " $3::bigint[], $4::bigint[])",
+                   4, SQL_NEEDS_BATCH},
+    /* $1 kind, $2 account, $3 amount */
     [SQL_BATCH_ONE] = {"pgbank_batch_one",
                        "SELECT status, bal FROM pgbank_batch_one($1::smallint, $2::bigint,"
-                       " $3::bigint, $4::bigint)",
-                       4, SQL_NEEDS_BATCH},
+                       " $3::bigint)",
+                       3, SQL_NEEDS_BATCH},
+    /* $1 kind, $2 account, $3 destination, $4 amount, $5 key */
+    [SQL_KEYED] = {"pgbank_keyed",
+                   "SELECT status, bal, to_bal, replayed FROM pgbank_keyed($1::smallint,"
+                   " $2::bigint, $3::bigint, $4::bigint, $5::text)",
+                   5, SQL_NEEDS_KEYED},
 };

@@ -5,6 +5,30 @@
 #ifndef PGBANK_SQL_H
 #define PGBANK_SQL_H
 
+/* The outcome codes pgbank's server functions return and pgbank_keys
+ * stores (schema 4): stable numbers, part of the schema.  A stored outcome
+ * never depends on how a status is worded; new codes go at the end. */
+#define PGBANK__OUTCOME_MAP(X)                                                                     \
+    X(OK, 0)                  /* applied */                                                       \
+    X(INSUFFICIENT_FUNDS, 1)  /* the (source) balance is below the amount */                      \
+    X(NO_SUCH_ACCOUNT, 2)     /* the (source) account does not exist */                           \
+    X(OVERFLOW, 3)            /* the new balance would not fit the balance column */              \
+    X(NO_SUCH_DESTINATION, 4) /* a transfer's destination does not exist */                       \
+    X(CONFLICT, 5)            /* the key was used before with other parameters (never stored) */
+
+typedef enum pgbank__outcome {
+#define PGBANK__OUTCOME_ENUM(name, code) OUTCOME_##name = (code),
+    PGBANK__OUTCOME_MAP(PGBANK__OUTCOME_ENUM)
+#undef PGBANK__OUTCOME_ENUM
+} pgbank__outcome;
+
+/* The operation kinds of the server functions (pgbank_batch, pgbank_keyed). */
+enum { SQL_KIND_WITHDRAW = 0, SQL_KIND_DEPOSIT = 1, SQL_KIND_TRANSFER = 2 };
+
+/* The most operations one pgbank_batch() call takes (the server refuses
+ * more with program_limit_exceeded); the engine's batch_max is capped to it. */
+#define PGBANK__BATCH_CAP 100000
+
 typedef enum pgbank__sql_id {
     SQL_BEGIN,
     SQL_BEGIN_SERIALIZABLE,
@@ -33,10 +57,11 @@ typedef enum pgbank__sql_id {
     SQL_KEY_SET,
     SQL_BATCH,     /* many operations, one round trip, one commit (schema 3) */
     SQL_BATCH_ONE, /* a batch of one withdrawal or deposit, without the arrays */
+    SQL_KEYED,     /* one keyed operation through pgbank_keyed() (schema 4) */
     SQL__COUNT
 } pgbank__sql_id;
 
-enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2 };
+enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2, SQL_NEEDS_KEYED = 4 };
 
 typedef struct pgbank__sql {
     const char *name; /* prepared statement name */

@@ -233,7 +233,7 @@ static void check_once(pgbank_engine *eng, int64_t id, const char *key, int64_t 
     CHECK_I64(test_balance(eng, id), want_balance);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pgbank_journal WHERE key = '%s'", key);
     CHECK_I64(sql_int(conninfo, sql), 1);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM pgbank_keys WHERE key = '%s' AND status = 'ok'",
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pgbank_keys WHERE key = '%s' AND outcome = 0",
              key);
     CHECK_I64(sql_int(conninfo, sql), 1);
 }
@@ -302,7 +302,7 @@ static void test_a_reply_lost_after_commit_is_resolved_by_key_exactly_once(void)
             /* COMMIT is on its way: wait until the server has applied it,
              * kill the backend, and lose the reply the client never read. */
             snprintf(sql, sizeof sql,
-                     "SELECT count(*) FROM pgbank_keys WHERE key = '%s' AND status = 'ok'", key);
+                     "SELECT count(*) FROM pgbank_keys WHERE key = '%s' AND outcome = 0", key);
             for (int i = 0; i < 500 && sql_int(conninfo, sql) != 1; i++)
                 usleep(2000);
             terminate_engine_backends();
