@@ -536,10 +536,7 @@ static int db_connect(bench_db *d)
 static int db_setup(bench_db *d, const bench_settings *set)
 {
     cli *c = d->c;
-    char n[32], bal[32], err[1024];
-    snprintf(n, sizeof n, "%lld", (long long)set->accounts);
-    snprintf(bal, sizeof bal, "%lld", (long long)BENCH_BALANCE);
-    const char *p[2] = {bal, n};
+    char err[1024];
     int rc;
     if ((rc = db_exec(d, "drop the old benchmark schema",
                       "DROP SCHEMA IF EXISTS " BENCH_SCHEMA " CASCADE", 0, NULL, NULL)) ||
@@ -548,34 +545,15 @@ static int db_setup(bench_db *d, const bench_settings *set)
         return rc;
     d->schema_made = 1;
     err[0] = '\0';
-    if (pgbank_schema_init(d->conninfo, err, sizeof err) != 0)
+    pgbank_schema_options o;
+    pgbank_schema_options_init(&o);
+    o.journal = set->journal;
+    if (pgbank_schema_create(d->conninfo, &o, err, sizeof err) != 0)
         return cli_error(c, CLI_EXIT_FAILURE, "could not create pgbank's schema in "
                          BENCH_SCHEMA ": %s", err);
-    /* The primary key is built once the rows are in: much faster than
-     * maintaining it row by row for millions of accounts. */
-    if ((!set->journal &&
-         (rc = db_exec(d, "drop the benchmark journal", "DROP TABLE pgbank_journal", 0,
-                       NULL, NULL))) ||
-        (rc = db_exec(d, "drop the primary key for loading",
-                      "ALTER TABLE accounts DROP CONSTRAINT accounts_pkey", 0, NULL, NULL)) ||
-        (rc = db_exec(d, "create the benchmark accounts",
-                      "INSERT INTO accounts (id, balance)"
-                      " SELECT g, $1::bigint FROM generate_series(1, $2::bigint) g",
-                      2, p, NULL)) ||
-        (rc = db_exec(d, "index the benchmark accounts",
-                      "ALTER TABLE accounts ADD PRIMARY KEY (id)", 0, NULL, NULL)) ||
-        (rc = db_exec(d, "advance the account sequence",
-                      "SELECT setval(pg_get_serial_sequence('accounts', 'id'), $1::bigint)", 1,
-                      p + 1, NULL)))
-        return rc;
-    if (set->journal &&
-        (rc = db_exec(d, "journal the benchmark accounts",
-                      "INSERT INTO pgbank_journal (account, op, amount, balance_after)"
-                      " SELECT id, 'open', balance, balance FROM accounts ORDER BY id",
-                      0, NULL, NULL)))
-        return rc;
-    /* Like pgbench -i: visibility map and statistics ready. */
-    return db_exec(d, "analyze the benchmark accounts", "ANALYZE accounts", 0, NULL, NULL);
+    if (pgbank_accounts_load(d->conninfo, set->accounts, BENCH_BALANCE, err, sizeof err) != 0)
+        return cli_error(c, CLI_EXIT_FAILURE, "could not create the benchmark accounts: %s", err);
+    return 0;
 }
 
 /* Every measured phase (pgbank, each pgbench script) starts from the same

@@ -51,6 +51,7 @@ static int journal_failure(const cli *c, const cli_db *db, int err, char *msg)
 typedef struct hist_row {
     int64_t seq, amount, balance_after;
     char *op, *key, *strategy, *at;
+    char *by, *app; /* external changes: role and application_name */
 } hist_row;
 
 typedef struct hist_rows {
@@ -88,6 +89,8 @@ static void collect_entry(void *arg, const pgbank_journal_entry *e)
     r->balance_after = e->balance_after;
     r->op = dup_str(e->op, &rows->nomem);
     r->key = dup_str(e->key, &rows->nomem);
+    r->by = dup_str(e->role[0] ? e->role : "", &rows->nomem);
+    r->app = dup_str(e->application, &rows->nomem);
     r->strategy = dup_str(e->strategy, &rows->nomem);
     r->at = dup_str(e->at, &rows->nomem);
 }
@@ -99,6 +102,8 @@ static void free_rows(hist_rows *rows)
         free(rows->v[i].key);
         free(rows->v[i].strategy);
         free(rows->v[i].at);
+        free(rows->v[i].by);
+        free(rows->v[i].app);
     }
     free(rows->v);
 }
@@ -123,6 +128,10 @@ static void history_json(int64_t account, const hist_rows *rows)
         cli_json_int(&e, "balance_after", r->balance_after);
         cli_json_str(&e, "strategy", r->strategy);
         cli_json_str(&e, "key", r->key);
+        if (r->by[0]) {
+            cli_json_str(&e, "role", r->by);
+            cli_json_str(&e, "application", r->app);
+        }
         cli_json_close(&e);
     }
     fputc(']', stdout);
@@ -142,8 +151,20 @@ static int width_of_int(int64_t v, int sign, int w)
     return n > w ? n : w;
 }
 
+/* The "strategy" column: how pgbank made the change, or, for a change made
+ * outside pgbank, who made it. */
+static const char *how(const hist_row *r, char *buf, size_t len)
+{
+    if (r->by[0]) {
+        snprintf(buf, len, "by %s (%s)", r->by, r->app[0] ? r->app : "no application name");
+        return buf;
+    }
+    return r->strategy[0] ? r->strategy : "-";
+}
+
 static void history_table(int64_t account, int limit, const hist_rows *rows)
 {
+    char label[200];
     if (rows->n == 0) {
         printf("account %lld has no journal entries\n", (long long)account);
         return;
@@ -156,7 +177,7 @@ static void history_table(int64_t account, int limit, const hist_rows *rows)
         wop = width_of(r->op, wop);
         wamt = width_of_int(r->amount, 1, wamt);
         wbal = width_of_int(r->balance_after, 0, wbal);
-        wst = width_of(r->strategy[0] ? r->strategy : "-", wst);
+        wst = width_of(how(r, label, sizeof label), wst);
     }
     printf("account %lld, newest first", (long long)account);
     if (limit > 0 && rows->n == (size_t)limit)
@@ -171,8 +192,8 @@ static void history_table(int64_t account, int limit, const hist_rows *rows)
         snprintf(amount, sizeof amount, "%+lld", (long long)r->amount);
         printf("%*lld  %-*s  %-*s  %*s  %*lld  %-*s  %s\n", wseq,
                (long long)r->seq, wat, r->at, wop, r->op, wamt, amount, wbal,
-               (long long)r->balance_after, wst,
-               r->strategy[0] ? r->strategy : "-", r->key[0] ? r->key : "-");
+               (long long)r->balance_after, wst, how(r, label, sizeof label),
+               r->key[0] ? r->key : "-");
     }
 }
 
@@ -238,10 +259,12 @@ const cli_command cli_cmd_history = {
     "its balance, written in the same transaction as the change.  Columns:\n"
     "  seq            the journal's sequence number\n"
     "  time           when it was committed (UTC, ISO 8601)\n"
-    "  op             open, withdraw, deposit, transfer out, transfer in\n"
+    "  op             open, withdraw, deposit, transfer out, transfer in,\n"
+    "                 external (a change made outside pgbank, e.g. from psql)\n"
     "  amount         the signed change (-10: money out)\n"
     "  balance after  the balance the operation left\n"
-    "  strategy       how it was made\n"
+    "  strategy       how it was made; for a change made outside pgbank\n"
+    "                 (op external), who made it: role and application name\n"
     "  key            its idempotency key, or -\n"
     "Exits 1 when there is no such account.\n"
     "\n"
@@ -249,7 +272,8 @@ const cli_command cli_cmd_history = {
     "  --limit N   at most N entries (default 20; 0: every entry)\n"
     "  --json      one object: {\"status\":\"ok\",\"account\":ID,\n"
     "              \"entries\":[{\"seq\",\"time\",\"op\",\"amount\",\n"
-    "              \"balance_after\",\"strategy\",\"key\"},...]}\n"
+    "              \"balance_after\",\"strategy\",\"key\"[,\"role\",\n"
+    "              \"application\"]},...]}\n"
     "\n"
     "Examples:\n"
     "  pgbank history 2\n"
@@ -293,10 +317,13 @@ static void collect_problem(void *arg, int64_t account, int64_t balance,
     p->v[p->n++] = (audit_problem){account, balance, expected};
 }
 
-/* What the totals should come to: opening balances + in - out. */
+/* What the totals should come to: opening balances + in - out + external
+ * changes (wrapping only when the report is clamped; the verdict never
+ * depends on it: the library computes it exactly). */
 static int64_t expected_total(const pgbank_audit_report *rep)
 {
-    return rep->opening_total + rep->deposits - rep->withdrawals;
+    return (int64_t)((uint64_t)rep->opening_total + (uint64_t)rep->deposits -
+                     (uint64_t)rep->withdrawals + (uint64_t)rep->external_net);
 }
 
 static void audit_json(int ok, const pgbank_audit_report *rep,
@@ -315,6 +342,10 @@ static void audit_json(int ok, const pgbank_audit_report *rep,
     cli_json_int(&j, "negative", rep->negative);
     cli_json_int(&j, "money_lost", rep->money_lost);
     cli_json_int(&j, "money_created", rep->money_created);
+    cli_json_int(&j, "external", rep->external);
+    cli_json_int(&j, "external_net", rep->external_net);
+    cli_json_str(&j, "external_by", rep->external_by);
+    cli_json_bool(&j, "clamped", rep->clamped);
     cli_json_key(&j, "problems");
     fputc('[', stdout);
     for (size_t i = 0; i < p->n; i++) {
@@ -369,11 +400,19 @@ static void audit_table(int ok, const char *where,
     printf("  opening total        %lld\n", (long long)rep->opening_total);
     printf("  money in             %lld\n", (long long)rep->deposits);
     printf("  money out            %lld\n", (long long)rep->withdrawals);
-    if (rep->total_balance == want)
-        printf("  totals agree         opening + in - out = %lld\n",
+    if (rep->external)
+        printf("  external changes     %lld (net %+lld), made outside pgbank by %s\n",
+               (long long)rep->external, (long long)rep->external_net, rep->external_by);
+    else
+        printf("  external changes     0\n");
+    if (rep->clamped)
+        printf("  totals               beyond 64 bits: the figures above are clamped, the "
+               "checks are exact\n");
+    else if (rep->total_balance == want)
+        printf("  totals agree         opening + in - out + external = %lld\n",
                (long long)want);
     else
-        printf("  totals DISAGREE      opening + in - out = %lld, the "
+        printf("  totals DISAGREE      opening + in - out + external = %lld, the "
                "balances hold %+lld more\n", (long long)want,
                (long long)(rep->total_balance - want));
     printf("  mismatched accounts  %lld%s\n", (long long)rep->mismatched,
@@ -427,7 +466,10 @@ const cli_command cli_cmd_audit = {
     "Checks, in one snapshot, that every balance equals its opening balance\n"
     "plus the changes its journal records, that no balance is negative, and\n"
     "that the money in the bank equals the opening balances plus money in\n"
-    "(deposits, transfers in) minus money out (withdrawals, transfers out).\n"
+    "(deposits, transfers in) minus money out (withdrawals, transfers out)\n"
+    "plus the changes made outside pgbank, which the database journals as\n"
+    "'external' (with the role and application that made them) and which\n"
+    "the report lists apart.  All sums are exact (numeric, in SQL).\n"
     "A balance above its journal means money was paid out but never debited\n"
     "(lost, as the unsafe strategies do under concurrency); below it, money\n"
     "was debited but never paid out (created).\n"
@@ -443,7 +485,8 @@ const cli_command cli_cmd_audit = {
     "  --json   one object: status (\"ok\" or \"failed\"), accounts,\n"
     "           total_balance, opening_total, money_in, money_out,\n"
     "           expected_total, mismatched, negative, money_lost,\n"
-    "           money_created, problems: [{account, balance, journal_says,\n"
+    "           money_created, external, external_net, external_by,\n"
+    "           clamped, problems: [{account, balance, journal_says,\n"
     "           difference, negative}]\n"
     "\n"
     "Examples:\n"

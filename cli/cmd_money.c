@@ -6,34 +6,67 @@
  */
 #include "cli.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------
  * init
  * ------------------------------------------------------------------------ */
 
+/* Warnings from init go to stderr, one line each, as they come. */
+static void init_warning(void *arg, const char *message)
+{
+    const cli *c = arg;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", message);
+    cli_scrub(c, msg, sizeof msg);
+    fprintf(stderr, "pgbank init: warning: %s\n", msg);
+}
+
 static int run_init(cli *c, int argc, char **argv)
 {
-    int npos, rc = cli_parse(c, argc, argv, NULL, NULL, 0, &npos);
+    const char *app_role = NULL;
+    int no_journal = 0;
+    const cli_opt opts[] = {{"app-role", &app_role, NULL},
+                            {"no-journal", NULL, &no_journal},
+                            {NULL, NULL, NULL}};
+    int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
         return rc;
+    if (app_role && (!app_role[0] || strlen(app_role) > 63))
+        return cli_usage_error(c, "invalid --app-role '%s': a role name of 1 to 63 bytes",
+                               app_role);
     cli_db db;
     char err[1024];
     if ((rc = cli_db_resolve(c, &db, 0)) == 0) {
+        pgbank_schema_options o;
+        pgbank_schema_options_init(&o);
+        o.app_role = app_role;
+        o.journal = !no_journal;
+        o.warn = init_warning;
+        o.warn_arg = c;
         err[0] = '\0';
-        if (pgbank_schema_init(db.conninfo, err, sizeof err) != 0) {
-            rc = cli_error(c, CLI_EXIT_FAILURE, "could not create the schema "
-                           "in %s: %s", db.where, err);
+        int r = pgbank_schema_create(db.conninfo, &o, err, sizeof err);
+        if (r == PGBANK_ESCHEMA) {
+            rc = cli_error(c, CLI_EXIT_FAILURE, "%s refuses pgbank's schema: %s", db.where, err);
+        } else if (r != 0) {
+            rc = cli_error(c, CLI_EXIT_FAILURE, "could not create the schema in %s: %s",
+                           db.where, err);
         } else if (c->json) {
             cli_json j;
             cli_json_begin(&j);
             cli_json_str(&j, "status", "ok");
             cli_json_int(&j, "schema_version", PGBANK_SCHEMA_VERSION);
             cli_json_str(&j, "database", db.where);
+            if (app_role)
+                cli_json_str(&j, "app_role", app_role);
+            cli_json_bool(&j, "journal", !no_journal);
             cli_json_end(&j);
         } else {
-            printf("schema version %d ready in %s\n", PGBANK_SCHEMA_VERSION,
-                   db.where);
+            printf("schema version %d ready in %s\n", PGBANK_SCHEMA_VERSION, db.where);
+            if (app_role)
+                printf("role \"%s\" may move money only through pgbank's functions\n",
+                       app_role);
         }
     }
     cli_db_close(c, &db);
@@ -41,18 +74,38 @@ static int run_init(cli *c, int argc, char **argv)
 }
 
 const cli_command cli_cmd_init = {
-    "init", "create the schema (idempotent)",
-    "Usage: pgbank init [--db URL]\n"
+    "init", "create or upgrade the schema (idempotent)",
+    "Usage: pgbank init [--app-role NAME] [--no-journal]\n"
     "\n"
-    "Creates pgbank's schema in the database: the accounts table (an\n"
-    "existing table of the seed's shape, accounts(id integer primary key,\n"
-    "balance integer not null), is adopted as it is), the schema version\n"
-    "and what the operations need.  Running it again changes nothing.\n"
-    "The private server gets its schema automatically; a database named by\n"
-    "--db or DATABASE_URL only through this command.\n"
+    "Creates pgbank's schema in the database, or upgrades an older one in\n"
+    "place: the accounts table with CHECK (balance >= 0) (an existing table\n"
+    "of the seed's shape, accounts(id integer primary key, balance integer\n"
+    "not null), is adopted and given the CHECK), the journal, the\n"
+    "idempotency keys, the server functions, the triggers that journal\n"
+    "changes made outside pgbank as 'external', and the schema version.\n"
+    "Running it again changes nothing.  The private server gets its schema\n"
+    "automatically; a database named by --db or DATABASE_URL only through\n"
+    "this command.  Warnings (every role may CREATE in the schema, say) go\n"
+    "to stderr.\n"
     "\n"
-    "Example:\n"
-    "  pgbank --db postgresql://alice@db.example.com/bank init\n",
+    "Options:\n"
+    "  --app-role NAME  also make NAME (a login role, created if missing)\n"
+    "                   the application role: it may only call pgbank's\n"
+    "                   functions (the batch strategy, keys included), has\n"
+    "                   no right on any table, and gets a 5 s\n"
+    "                   statement_timeout and idle_in_transaction_session_-\n"
+    "                   timeout.  Refused when NAME is the current user, a\n"
+    "                   superuser, the owner of the tables or the database, a\n"
+    "                   member of a privileged role, or may CREATE in the\n"
+    "                   schema (docs/SECURITY.md).\n"
+    "  --no-journal     no journal and no keys (benchmarks against plain SQL)\n"
+    "  --json           {\"status\":\"ok\",\"schema_version\":N,\"database\":...}\n"
+    "\n"
+    "Exit codes: 0 ready; 3 the database refused (the message says why).\n"
+    "\n"
+    "Examples:\n"
+    "  pgbank --db postgresql://alice@db.example.com/bank init\n"
+    "  pgbank --db postgresql://alice@db.example.com/bank init --app-role bank_app\n",
     run_init,
 };
 
@@ -235,12 +288,6 @@ static int check_key(const cli *c, const pgbank_op *op)
     if (strlen(op->key) > KEY_MAX)
         return cli_usage_error(c, "the key is %zu bytes long; at most %d "
                                "are allowed", strlen(op->key), KEY_MAX);
-    /* Batched operations share one transaction, so the library cannot
-     * record a key per operation: pgbank_submit() refuses the pair. */
-    if (op->strategy == PGBANK_BATCH)
-        return cli_usage_error(c, "--key cannot be used with --strategy "
-                               "batch (batched operations take no keys); "
-                               "use another strategy, e.g. atomic");
     return 0;
 }
 
@@ -375,16 +422,16 @@ static int insufficient_funds(const cli *c, const pgbank_op *op)
         cli_json_int(&j, "balance", op->result.balance);
         money_json_end(&j, op);
     } else {
-        printf("rolled back: insufficient funds (balance %lld, requested "
-               "%lld)", (long long)op->result.balance,
-               (long long)op->amount);
+        /* The library's words: the balance, unless this role may not read
+         * it (an application role). */
+        printf("rolled back: insufficient funds (%s)", op->result.message);
         print_notes(op);
     }
     return pgbank_status_exit_code(op->result.status);
 }
 
 /* Which account is missing: the library names it in the message ("account
- * 7 does not exist"); a replayed refusal carries no message. */
+ * 7 does not exist"), replays included. */
 static int64_t missing_account(const pgbank_op *op)
 {
     int64_t id;

@@ -161,8 +161,6 @@ bad_keys_and_same_account_transfers_exit_2_before_connecting() {
     expect_exit 2 "$PGBANK" --json --db "$NOWHERE" transfer 3 3 5
     expect_json
     expect_out_has '"status":"invalid input"'
-    expect_exit 2 "$PGBANK" --db "$NOWHERE" withdraw 1 5 --strategy batch --key K
-    expect_err_has "--key cannot be used with --strategy batch"
     expect_exit 2 "$PGBANK" --db "$NOWHERE" deposit 1 5 --key ''
     expect_err_has "non-empty key"
     expect_exit 2 "$PGBANK" --db "$NOWHERE" transfer 1 2 5 --key "$long"
