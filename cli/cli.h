@@ -195,6 +195,12 @@ int cli_db_execute(cli *c, cli_db *db, pgbank_op *op);
 /* Frees the engine and the connection string; safe on a zeroed cli_db. */
 void cli_db_close(cli *c, cli_db *db);
 
+/* The exit code for an operation's status (the table above): 0 ok; 1
+ * refused by the bank's rules (insufficient funds, no such account,
+ * conflict); 2 invalid input or amount; 3 every failure (database error,
+ * unknown outcome, retries exhausted, shut down). */
+int cli_exit_code(pgbank_status s);
+
 /* Prints an operation's failure (statuses other than OK and the refusals
  * a command words itself) to stderr, and as JSON with --json.  Returns the
  * status's exit code. */

@@ -154,7 +154,7 @@ static int no_such_account(const cli *c, const pgbank_op *op)
         cli_json_end(&j);
     }
     fprintf(stderr, "pgbank: no such account %lld\n", (long long)op->account);
-    return pgbank_status_exit_code(op->result.status);
+    return cli_exit_code(op->result.status);
 }
 
 /* ------------------------------------------------------------------------
@@ -427,7 +427,7 @@ static int insufficient_funds(const cli *c, const pgbank_op *op)
         printf("rolled back: insufficient funds (%s)", op->result.message);
         print_notes(op);
     }
-    return pgbank_status_exit_code(op->result.status);
+    return cli_exit_code(op->result.status);
 }
 
 /* Which account is missing: the library names it in the message ("account
@@ -462,7 +462,7 @@ static int no_such_money_account(const cli *c, const pgbank_op *op)
                    (long long)op->account, (long long)op->to_account);
         print_notes(op);
     }
-    return pgbank_status_exit_code(op->result.status);
+    return cli_exit_code(op->result.status);
 }
 
 /* A key used before for another operation: nothing was done. */
@@ -479,7 +479,7 @@ static int key_conflict(const cli *c, const pgbank_op *op)
                                                ? op->result.message
                                                : "key already used");
     }
-    return pgbank_status_exit_code(op->result.status);
+    return cli_exit_code(op->result.status);
 }
 
 static int print_money(const cli *c, const pgbank_op *op)

@@ -16,6 +16,7 @@
  * password scrub (c->scrub).
  */
 #include "cli.h"
+#include "sqlstate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,7 @@ int cli_db_open(cli *c, cli_db *db)
 static int schema_missing(const pgbank_op *op)
 {
     return op->result.status == PGBANK_DB_ERROR &&
-           strcmp(op->result.sqlstate, "42P01") == 0;
+           pgbank__sqlstate_is(op->result.sqlstate, PGBANK_SQLSTATE_UNDEFINED_TABLE);
 }
 
 int cli_db_execute(cli *c, cli_db *db, pgbank_op *op)

@@ -4,6 +4,7 @@
  * wording of failed operations.
  */
 #include "cli.h"
+#include "sqlstate.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -124,16 +125,27 @@ void cli_json_failure(const cli *c, const char *status, const char *sqlstate,
  * Failed operations.
  * ------------------------------------------------------------------------ */
 
-/* SQLSTATE class 08: connection exception. */
+int cli_exit_code(pgbank_status s)
+{
+    switch (s) {
+    case PGBANK_OK: return CLI_EXIT_OK;
+    case PGBANK_INSUFFICIENT_FUNDS:
+    case PGBANK_NO_SUCH_ACCOUNT:
+    case PGBANK_CONFLICT: return CLI_EXIT_REFUSED;
+    case PGBANK_INVALID_AMOUNT:
+    case PGBANK_INVALID_INPUT: return CLI_EXIT_USAGE;
+    default: return CLI_EXIT_FAILURE;
+    }
+}
+
 static int is_connection_error(const pgbank_result *r)
 {
-    return strncmp(r->sqlstate, "08", 2) == 0;
+    return pgbank__sqlstate_connection(r->sqlstate);
 }
 
 static int is_missing_schema(const pgbank_result *r)
 {
-    return strcmp(r->sqlstate, "42P01") == 0 ||
-           strcmp(r->sqlstate, "42883") == 0;
+    return pgbank__sqlstate_missing_object(r->sqlstate);
 }
 
 /* The one-line explanation of a failed result, without "pgbank: ". */
@@ -166,8 +178,8 @@ static void describe_failure(const pgbank_result *r, char *out, size_t len)
 static int is_pooler_symptom(const pgbank_result *r)
 {
     return r->status == PGBANK_DB_ERROR &&
-           (strcmp(r->sqlstate, "42P05") == 0 ||
-            strcmp(r->sqlstate, "26000") == 0);
+           (pgbank__sqlstate_is(r->sqlstate, PGBANK_SQLSTATE_DUPLICATE_PREPARED_STATEMENT) ||
+            pgbank__sqlstate_is(r->sqlstate, PGBANK_SQLSTATE_INVALID_SQL_STATEMENT_NAME));
 }
 
 int cli_report_failure(const cli *c, const pgbank_op *op)
@@ -183,5 +195,5 @@ int cli_report_failure(const cli *c, const pgbank_op *op)
     cli_json_failure(c, pgbank_status_name(r->status),
                      r->status == PGBANK_DB_ERROR ? r->sqlstate : NULL,
                      r->message[0] ? r->message : msg);
-    return pgbank_status_exit_code(r->status);
+    return cli_exit_code(r->status);
 }

@@ -26,6 +26,20 @@ static int usage(void)
     return 2;
 }
 
+/* pgbank's command-line exit codes for an outcome. */
+static int exit_code(pgbank_status s)
+{
+    switch (s) {
+    case PGBANK_OK: return 0;
+    case PGBANK_INSUFFICIENT_FUNDS:
+    case PGBANK_NO_SUCH_ACCOUNT:
+    case PGBANK_CONFLICT: return 1;
+    case PGBANK_INVALID_AMOUNT:
+    case PGBANK_INVALID_INPUT: return 2;
+    default: return 3;
+    }
+}
+
 /* Runs op and reports a failure to run it at all (not a refusal). */
 static int execute(pgbank_engine *eng, pgbank_op *op)
 {
@@ -82,7 +96,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "withdraw_blocking: could not open an account: %s%s%s\n",
                     pgbank_status_name(acct.result.status),
                     acct.result.message[0] ? ": " : "", acct.result.message);
-            code = pgbank_status_exit_code(acct.result.status);
+            code = exit_code(acct.result.status);
             goto out;
         }
         op.account = acct.result.account;
@@ -114,7 +128,7 @@ int main(int argc, char **argv)
         putchar('\n');
         break;
     }
-    code = pgbank_status_exit_code(r->status);
+    code = exit_code(r->status);
 out:
     pgbank_engine_free(eng);
     return code;

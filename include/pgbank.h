@@ -23,6 +23,17 @@
  *   - Money is an int64_t count of minor units (cents).  The column may be
  *     PostgreSQL integer or bigint; amounts outside the column's range are
  *     rejected before anything is sent.
+ *
+ * Threads
+ *   An engine belongs to one thread at a time: every pgbank_engine_*,
+ *   pgbank_submit() and pgbank_execute() call on it, and its callbacks (which
+ *   run inside those calls), happen on the thread that drives it; the
+ *   library takes no lock.  Several engines may run on several threads at
+ *   once, one each (one per event loop).  The blocking functions that take a
+ *   connection string (schema, history, audit, the private server) open a
+ *   connection of their own and may be called from any thread.  Like libpq,
+ *   pgbank reads the PG* environment variables; do not change them while
+ *   another thread connects.
  */
 #ifndef PGBANK_H
 #define PGBANK_H
@@ -155,12 +166,6 @@ typedef enum pgbank_status {
 /* "ok", "insufficient funds", ...; "?" for an unknown value. */
 const char *pgbank_status_name(pgbank_status s);
 
-/* The command-line exit code for a status: 0 ok; 1 refused by the bank's
- * rules (insufficient funds, no such account, conflict); 2 invalid input;
- * 3 database or connection failure (and unknown outcome, shut down,
- * retries exhausted).  Invalid input (a transfer to the same account) is 2. */
-int pgbank_status_exit_code(pgbank_status s);
-
 typedef struct pgbank_result {
     pgbank_status status;
     /* OK: the new balance of `account` (the source for a transfer; the
@@ -184,6 +189,9 @@ typedef struct pgbank_result {
 } pgbank_result;
 
 typedef struct pgbank_op pgbank_op;
+
+/* The size of pgbank_op's private part (bytes). */
+#define PGBANK_OP_PRIVATE_SIZE 160
 
 /* A gate orchestrates an interleaving, for the race lab and tests: every
  * operation of a read-modify-write strategy (explicit, begin) that carries
@@ -233,22 +241,11 @@ struct pgbank_op {
     const char *key;
     /* Out: valid from the callback on. */
     pgbank_result result;
-    /* Private to the engine. */
-    struct {
-        pgbank_op *next;
-        void *conn;
-        int state;
-        int flags;
-        int nres;
-        int ntuples;
-        int tries;
-        int retries;
-        int outcome; /* an outcome code (refusals, keys) */
-        int64_t seen;
-        int64_t seen2;
-        int64_t submitted_ns;
-        int64_t first_try_ns;
-        int64_t wake_ns;
+    /* Private to the engine: never read or write it. */
+    union {
+        int64_t align_;
+        void *ptr_;
+        unsigned char bytes[PGBANK_OP_PRIVATE_SIZE];
     } priv;
 };
 
@@ -299,7 +296,9 @@ typedef struct pgbank_options {
 /* Fills *opt with the defaults. */
 void pgbank_options_init(pgbank_options *opt);
 
-/* Creates an engine.  Nothing is sent yet: connections open on
+/* Creates an engine.  The options are copied (opt and its strings may be
+ * freed once this returns; the echo callback and its argument must live as
+ * long as the engine).  Nothing is sent yet: connections open on
  * pgbank_engine_connect() or on the first operation.  Returns 0 and sets
  * *out, or a negative code (PGBANK_ECONNINFO for a malformed string; the
  * reason is in `err`, password-free, when err is not NULL). */
@@ -312,7 +311,9 @@ int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt,
 void pgbank_engine_free(pgbank_engine *eng);
 
 /* Starts opening every connection of the pool now (operations otherwise open
- * them lazily, which staggers their start).  Non-blocking. */
+ * them lazily, which staggers their start).  Non-blocking.  Returns 0, or
+ * PGBANK_EINVAL for a NULL engine; connection failures show later, in the
+ * operations' results and pgbank_engine_error(). */
 int pgbank_engine_connect(pgbank_engine *eng);
 
 /* Runs the default loop until every connection of the pool is ready, or
@@ -363,7 +364,9 @@ typedef void (*pgbank_timer_fn)(void *arg, long timeout_ms);
  * are then told about every socket already open.  NULL callbacks give the
  * engine back to the default loop (the old loop is not told; it is being
  * detached).  A socket is always removed (PGBANK_POLL_REMOVE) before it is
- * closed, so a number reused by a new connection is announced afresh. */
+ * closed, so a number reused by a new connection is announced afresh.
+ * Returns 0, or PGBANK_EINVAL (NULL engine, or only one of the two
+ * callbacks given): the previous loop then stays. */
 int pgbank_engine_set_loop(pgbank_engine *eng, pgbank_socket_fn on_socket,
                            pgbank_timer_fn on_timer, void *arg);
 
@@ -555,13 +558,16 @@ int pgbank_server_start(const char *data_dir, char *err, size_t errlen);
 /* Stops it (fast shutdown).  Returns 0 also when it was not running. */
 int pgbank_server_stop(const char *data_dir, char *err, size_t errlen);
 
-/* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised. */
+/* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised,
+ * PGBANK_EINVAL for an unusable data_dir.  Starts nothing. */
 int pgbank_server_status(const char *data_dir);
 
-/* The libpq connection string (key=value) of the private server. */
+/* The libpq connection string (key=value) of the private server, into buf
+ * (always NUL-terminated).  Returns 0, or PGBANK_EINVAL (unusable data_dir,
+ * or buf too small: buf is then ""). */
 int pgbank_server_conninfo(const char *data_dir, char *buf, size_t len);
 
-/* The same as a postgresql:// URI. */
+/* The same as a postgresql:// URI; same return values. */
 int pgbank_server_url(const char *data_dir, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------

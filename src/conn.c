@@ -47,7 +47,7 @@ void pgbank__conn_close(pgbank__conn *c)
     c->after_sync = 0;
 }
 
-static int engine_has_live_conn(const pgbank_engine *eng)
+int pgbank__conn_live(const pgbank_engine *eng)
 {
     for (int i = 0; i < eng->nconns; i++) {
         pgbank__conn_state s = eng->conns[i].state;
@@ -66,24 +66,21 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     int was_open = c->state == CONN_READY;
     char text[512];
     pgbank__strlcpy(text, msg && *msg ? msg : "connection lost", sizeof text);
-    size_t n = strlen(text);
-    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
-        text[--n] = '\0';
+    size_t len = strlen(text);
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
     pgbank__engine_set_error(eng, text);
     pgbank__conn_close(c);
-    pgbank_op *op;
-    if (c->batch) {
-        c->batch = 0;
-        c->solo = 0;
-        eng->batches_inflight--;
-    }
-    while ((op = c->head) != NULL) {
-        c->head = op->priv.next;
+    pgbank__node *n;
+    while ((n = c->head) != NULL) {
+        c->head = n->next;
         c->inflight--;
-        pgbank__op_lost(c, op, eng->error);
+        n->next = NULL;
+        n->sink->lost(c, n, eng->error);
     }
     c->tail = NULL;
     c->inflight = 0;
+    c->exclusive = 0;
     c->state = CONN_BROKEN;
     if (was_open && eng->want_pool && !eng->closing) {
         /* An established connection died (backend terminated, server
@@ -94,7 +91,7 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     }
     c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 2000 ? 2000 : c->backoff_ms * 2) : 50;
     conn_set_deadline(c, c->backoff_ms);
-    if (!engine_has_live_conn(eng))
+    if (!pgbank__conn_live(eng))
         pgbank__engine_fail_queue(eng, sqlstate, eng->error);
 }
 
@@ -115,7 +112,7 @@ static void conn_notice(void *arg, const char *message)
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
         line[--n] = '\0';
-    pgbank_conninfo_scrub(eng->conninfo, line, sizeof line);
+    pgbank__scrubber_apply(eng->scrub, line, sizeof line);
     eng->opt.echo(eng->opt.echo_arg, line);
 }
 
@@ -249,7 +246,7 @@ static int setup_synced(pgbank__conn *c)
         c->state = CONN_BROKEN;
         c->backoff_ms = 2000;
         conn_set_deadline(c, c->backoff_ms);
-        if (!engine_has_live_conn(eng))
+        if (!pgbank__conn_live(eng))
             pgbank__engine_fail_queue(eng, c->setup_state, c->setup_msg);
         return -2;
     }
@@ -273,21 +270,20 @@ static int setup_synced(pgbank__conn *c)
     return 0;
 }
 
+/* A Sync arrived: the work at the head is over; its sink decides what next. */
 static int conn_on_sync(pgbank__conn *c)
 {
     if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
         return setup_synced(c);
-    if (c->batch)
-        return pgbank__batch_synced(c);
-    pgbank_op *op = c->head;
-    if (!op)
+    pgbank__node *n = c->head;
+    if (!n)
         return 0;
-    c->head = op->priv.next;
+    c->head = n->next;
     if (!c->head)
         c->tail = NULL;
     c->inflight--;
-    op->priv.next = NULL;
-    return pgbank__op_synced(c, op);
+    n->next = NULL;
+    return n->sink->synced(c, n);
 }
 
 static void conn_read(pgbank__conn *c)
@@ -326,10 +322,8 @@ static void conn_read(pgbank__conn *c)
         c->after_sync = 0;
         if (c->state == CONN_PROBING || c->state == CONN_PREPARING)
             setup_result(c, r);
-        else if (c->batch)
-            pgbank__batch_result(c, r);
         else if (c->head)
-            pgbank__op_result(c, c->head, r);
+            c->head->sink->result(c, c->head, r);
         PQclear(r);
     }
     if (c->pg && PQstatus(c->pg) == CONNECTION_BAD)
@@ -372,16 +366,31 @@ void pgbank__conn_timeout(pgbank__conn *c, int64_t now)
     }
 }
 
-void pgbank__conn_push(pgbank__conn *c, pgbank_op *op)
+void pgbank__conn_push(pgbank__conn *c, pgbank__node *n)
 {
-    op->priv.next = NULL;
-    op->priv.conn = c;
+    n->next = NULL;
     if (c->tail)
-        c->tail->priv.next = op;
+        c->tail->next = n;
     else
-        c->head = op;
-    c->tail = op;
+        c->head = n;
+    c->tail = n;
     c->inflight++;
+}
+
+void pgbank__conn_take(pgbank__conn *c, pgbank__node *n)
+{
+    pgbank__node **pp = &c->head, *prev = NULL;
+    while (*pp && *pp != n) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = n->next;
+    if (c->tail == n)
+        c->tail = prev;
+    n->next = NULL;
+    c->inflight--;
 }
 
 /* Echo: one line per statement, with its parameters. */

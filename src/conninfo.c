@@ -379,51 +379,84 @@ static int by_length_desc(const void *a, const void *b)
     return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
-PGBANK__API void pgbank_conninfo_scrub(const char *conninfo, char *msg,
-                                       size_t msgsize)
+/* A connection string's secrets, collected once (the engine keeps one, so
+ * scrubbing a message allocates nothing), longest first: one pass then
+ * never matches inside a "****" written for another. */
+struct pgbank__scrubber {
+    strlist l;
+};
+
+struct pgbank__scrubber *pgbank__scrubber_new(const char *conninfo)
+{
+    struct pgbank__scrubber *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (conninfo && *conninfo) {
+        add_marked_runs(&s->l, conninfo);
+        add_parsed(&s->l, conninfo);
+    }
+    const char *env = getenv("PGPASSWORD");
+    if (env)
+        add_forms(&s->l, env, strlen(env));
+    if (s->l.n)
+        qsort(s->l.v, s->l.n, sizeof *s->l.v, by_length_desc);
+    return s;
+}
+
+void pgbank__scrubber_free(struct pgbank__scrubber *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->l.n; i++)
+        free(s->l.v[i]);
+    free(s->l.v);
+    free(s);
+}
+
+void pgbank__scrubber_apply(const struct pgbank__scrubber *s, char *msg, size_t msgsize)
 {
     if (!msg || msgsize == 0)
         return;
     msg[msgsize - 1] = '\0';
-    strlist l = {0};
-    if (conninfo && *conninfo) {
-        add_marked_runs(&l, conninfo);
-        add_parsed(&l, conninfo);
-    }
-    const char *env = getenv("PGPASSWORD");
-    if (env)
-        add_forms(&l, env, strlen(env));
-
-    char *out = (l.oom || l.n == 0) ? NULL : malloc(msgsize);
-    if (out) {
-        /* Longest first, in one pass, so that a candidate never matches
-         * inside a "****" written for another. */
-        qsort(l.v, l.n, sizeof *l.v, by_length_desc);
-        size_t o = 0;
-        for (const char *p = msg; *p && o < msgsize - 1;) {
-            size_t i;
-            for (i = 0; i < l.n; i++) {
-                size_t n = strlen(l.v[i]);
-                if (strncmp(p, l.v[i], n) == 0) {
-                    for (size_t k = 0; k < 4 && o < msgsize - 1; k++)
-                        out[o++] = '*';
-                    p += n;
-                    break;
-                }
-            }
-            if (i == l.n)
-                out[o++] = *p++;
-        }
-        out[o] = '\0';
-        memcpy(msg, out, o + 1);
-        free(out);
-    } else if (l.oom) {
+    if (!s || s->l.oom) {
         /* Could not check it: show nothing rather than risk the secret. */
         pgbank__strlcpy(msg, "(message withheld: out of memory)", msgsize);
+        return;
     }
-    for (size_t i = 0; i < l.n; i++)
-        free(l.v[i]);
-    free(l.v);
+    if (s->l.n == 0)
+        return;
+    char local[2048];
+    char *out = msgsize <= sizeof local ? local : malloc(msgsize);
+    if (!out) {
+        pgbank__strlcpy(msg, "(message withheld: out of memory)", msgsize);
+        return;
+    }
+    size_t o = 0;
+    for (const char *p = msg; *p && o < msgsize - 1;) {
+        size_t i;
+        for (i = 0; i < s->l.n; i++) {
+            size_t n = strlen(s->l.v[i]);
+            if (strncmp(p, s->l.v[i], n) == 0) {
+                for (size_t k = 0; k < 4 && o < msgsize - 1; k++)
+                    out[o++] = '*';
+                p += n;
+                break;
+            }
+        }
+        if (i == s->l.n)
+            out[o++] = *p++;
+    }
+    out[o] = '\0';
+    memcpy(msg, out, o + 1);
+    if (out != local)
+        free(out);
+}
+
+PGBANK__API void pgbank_conninfo_scrub(const char *conninfo, char *msg, size_t msgsize)
+{
+    struct pgbank__scrubber *s = pgbank__scrubber_new(conninfo);
+    pgbank__scrubber_apply(s, msg, msgsize);
+    pgbank__scrubber_free(s);
 }
 
 PGBANK__API void pgbank_conninfo_redact(const char *conninfo, char *out,

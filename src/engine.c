@@ -71,10 +71,13 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         eng->opt.retry_budget_ms = 10000;
     if (eng->opt.batch_max < 1)
         eng->opt.batch_max = 4096;
+    if (eng->opt.batch_max > PGBANK__BATCH_CAP)
+        eng->opt.batch_max = PGBANK__BATCH_CAP; /* what the server takes */
     if (eng->opt.batch_inflight < 1)
         eng->opt.batch_inflight = 1;
     eng->rng = pgbank__rand_seed();
     eng->conninfo = conninfo;
+    eng->scrub = pgbank__scrubber_new(conninfo);
     eng->conns = conns;
     eng->nconns = opt->connections;
     eng->pollfds = pollfds;
@@ -85,6 +88,10 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         conns[i].fd = conns[i].told_fd = -1;
         conns[i].state = CONN_IDLE;
     }
+    if (!eng->scrub || pgbank__batch_setup(eng) != 0) {
+        pgbank_engine_free(eng);
+        return pgbank__fail(PGBANK_ENOMEM, err, errlen, "out of memory");
+    }
     *out = eng;
     return 0;
 }
@@ -92,12 +99,6 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
 PGBANK__API const char *pgbank_engine_error(const pgbank_engine *eng)
 {
     return eng ? eng->error : "";
-}
-
-void pgbank__engine_set_error(pgbank_engine *eng, const char *msg)
-{
-    pgbank__strlcpy(eng->error, msg, sizeof eng->error);
-    pgbank_conninfo_scrub(eng->conninfo, eng->error, sizeof eng->error);
 }
 
 PGBANK__API size_t pgbank_engine_pending(const pgbank_engine *eng)
@@ -131,46 +132,17 @@ PGBANK__API int pgbank_engine_connect(pgbank_engine *eng)
     return 0;
 }
 
-/* --- completions ---------------------------------------------------------- */
-
-void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate,
-                            const char *msg)
-{
-    pgbank__strlcpy(op->result.sqlstate, sqlstate ? sqlstate : "", sizeof op->result.sqlstate);
-    pgbank__strlcpy(op->result.message, msg ? msg : "", sizeof op->result.message);
-    size_t n = strlen(op->result.message);
-    while (n && (op->result.message[n - 1] == '\n' || op->result.message[n - 1] == ' '))
-        op->result.message[--n] = '\0';
-    pgbank_conninfo_scrub(eng->conninfo, op->result.message, sizeof op->result.message);
-}
-
-/* The operation's result is final: its callback runs from the done list,
- * after the engine has finished the work at hand (never from inside
- * pgbank_submit, never twice). */
-void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st)
-{
-    op->result.status = st;
-    op->result.retries = op->priv.retries;
-    op->priv.conn = NULL;
-    op->priv.next = NULL;
-    if (op->gate && !(op->priv.flags & OPF_ARRIVED))
-        pgbank__gate_arrive(eng, op);
-    if (eng->done_tail)
-        eng->done_tail->priv.next = op;
-    else
-        eng->done_head = op;
-    eng->done_tail = op;
-}
+/* --- completions ----------------------------------------------------------- */
 
 static void engine_run_callbacks(pgbank_engine *eng)
 {
     pgbank_op *op;
     while ((op = eng->done_head) != NULL) {
-        eng->done_head = op->priv.next;
+        eng->done_head = OP(op)->next;
         if (!eng->done_head)
             eng->done_tail = NULL;
-        op->priv.next = NULL;
-        op->priv.flags |= OPF_COMPLETED;
+        OP(op)->next = NULL;
+        OP(op)->flags |= OPF_COMPLETED;
         eng->pending--;
         eng->in_callbacks++;
         if (op->done)
@@ -179,66 +151,24 @@ static void engine_run_callbacks(pgbank_engine *eng)
     }
 }
 
-void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const char *msg)
-{
-    pgbank_op *op;
-    while ((op = eng->queue_head) != NULL) {
-        eng->queue_head = op->priv.next;
-        pgbank__op_set_message(eng, op, sqlstate, msg);
-        if (op->priv.flags & OPF_INDOUBT) {
-            /* A keyed operation whose COMMIT was sent before its connection
-             * died, and no connection to resolve it by its key. */
-            char m[300];
-            snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
-                     op->result.message);
-            pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
-            pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
-        } else {
-            pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
-        }
-    }
-    eng->queue_tail = NULL;
-}
-
-/* A keyed operation to run again (its connection died): first in line. */
-void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op)
-{
-    op->priv.conn = NULL;
-    op->priv.next = eng->queue_head;
-    eng->queue_head = op;
-    if (!eng->queue_tail)
-        eng->queue_tail = op;
-}
-
-/* A serializable retry waits for its backoff; the timer moves it back. */
-void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns)
-{
-    op->priv.conn = NULL;
-    op->priv.wake_ns = wake_ns;
-    op->priv.next = eng->delayed;
-    eng->delayed = op;
-}
-
 /* --- dispatch --------------------------------------------------------------- */
 
 /* A ready connection for op: an idle one first; a single-statement operation
- * may also join a pipeline that is not held by a transaction. */
+ * may also join a pipeline that no transaction or batch holds. */
 static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
 {
-    int multi = pgbank__op_is_multistep(op);
-    int batched = pgbank__is_batched(op); /* a batch has its connection to itself */
+    int alone = pgbank__op_is_multistep(op) || pgbank__is_batched(op);
     pgbank__conn *best = NULL;
     for (int k = 0; k < eng->nconns; k++) {
         int i = (eng->next_conn + k) % eng->nconns;
         pgbank__conn *c = &eng->conns[i];
-        if (c->state != CONN_READY)
+        if (c->state != CONN_READY || c->exclusive)
             continue;
         if (c->inflight == 0) {
             eng->next_conn = (i + 1) % eng->nconns;
             return c;
         }
-        if (multi || batched || c->batch || c->inflight >= eng->opt.pipeline_depth ||
-            pgbank__op_is_multistep(c->head))
+        if (alone || c->inflight >= eng->opt.pipeline_depth)
             continue;
         if (!best || c->inflight < best->inflight)
             best = c;
@@ -251,7 +181,7 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
     while (eng->queue_head) {
         pgbank_op *op = eng->queue_head;
         if (pgbank__is_batched(op)) {
-            if (eng->batches_inflight >= eng->opt.batch_inflight)
+            if (!pgbank__batch_ready(eng))
                 break;
             pgbank__conn *c = engine_pick(eng, op);
             if (!c)
@@ -268,23 +198,24 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
                                                    " (schema 4): run 'pgbank init'"
                                                  : "the batch strategy needs pgbank_batch(): run "
                                                    "'pgbank init'");
-                eng->queue_head = op->priv.next;
+                eng->queue_head = OP(op)->next;
                 if (!eng->queue_head)
                     eng->queue_tail = NULL;
                 pgbank__engine_complete(eng, op, st);
                 continue;
             }
             if (pgbank__batch_send(c) < 0)
-                pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+                pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE,
+                                  c->pg ? PQerrorMessage(c->pg) : "out of memory");
             continue;
         }
         pgbank__conn *c = engine_pick(eng, op);
         if (!c)
             break;
-        eng->queue_head = op->priv.next;
+        eng->queue_head = OP(op)->next;
         if (!eng->queue_head)
             eng->queue_tail = NULL;
-        op->priv.next = NULL;
+        OP(op)->next = NULL;
         pgbank_status st;
         const char *bad = pgbank__op_invalid(eng, op, &st);
         if (bad) {
@@ -309,7 +240,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return PGBANK_EINVAL;
     memset(&op->priv, 0, sizeof op->priv);
     memset(&op->result, 0, sizeof op->result);
-    op->priv.submitted_ns = pgbank__now_ns();
+    OP(op)->submitted_ns = pgbank__now_ns();
     eng->pending++;
     if (op->kind != PGBANK_OP_BALANCE && op->kind != PGBANK_OP_OPEN && op->amount <= 0) {
         /* Rejected before anything is sent, whatever the column type. */
@@ -319,7 +250,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return 0;
     }
     if (eng->queue_tail)
-        eng->queue_tail->priv.next = op;
+        OP(eng->queue_tail)->next = op;
     else
         eng->queue_head = op;
     eng->queue_tail = op;
@@ -339,9 +270,9 @@ int64_t pgbank__engine_next_deadline(pgbank_engine *eng)
     if (eng->done_head)
         return pgbank__now_ns();
     int64_t next = 0;
-    for (pgbank_op *op = eng->delayed; op; op = op->priv.next)
-        if (!next || op->priv.wake_ns < next)
-            next = op->priv.wake_ns;
+    for (pgbank_op *op = eng->delayed; op; op = OP(op)->next)
+        if (!next || OP(op)->wake_ns < next)
+            next = OP(op)->wake_ns;
     for (int i = 0; i < eng->nconns; i++) {
         int64_t d = eng->conns[i].deadline_ns;
         if (d && (!next || d < next))
@@ -360,14 +291,14 @@ void pgbank__engine_timers(pgbank_engine *eng)
     pgbank_op **pp = &eng->delayed;
     while (*pp) {
         pgbank_op *op = *pp;
-        if (op->priv.wake_ns > now) {
-            pp = &op->priv.next;
+        if (OP(op)->wake_ns > now) {
+            pp = &OP(op)->next;
             continue;
         }
-        *pp = op->priv.next;
-        op->priv.next = NULL;
+        *pp = OP(op)->next;
+        OP(op)->next = NULL;
         if (eng->queue_tail)
-            eng->queue_tail->priv.next = op;
+            OP(eng->queue_tail)->next = op;
         else
             eng->queue_head = op;
         eng->queue_tail = op;
@@ -418,9 +349,11 @@ static void engine_tell_loop(pgbank_engine *eng)
 void pgbank__engine_after(pgbank_engine *eng)
 {
     do {
+        if (eng->gates_full)
+            pgbank__ops_release_gates(eng);
         engine_run_callbacks(eng);
         pgbank__engine_dispatch(eng);
-    } while (eng->done_head);
+    } while (eng->done_head || eng->gates_full);
     engine_tell_loop(eng);
 }
 
@@ -467,37 +400,26 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
     /* Queued operations never reached the database. */
     pgbank_op *op;
     while ((op = eng->queue_head) != NULL) {
-        eng->queue_head = op->priv.next;
+        eng->queue_head = OP(op)->next;
         pgbank__op_set_message(eng, op, "", "the engine was shut down before the operation ran");
         pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
     }
     eng->queue_tail = NULL;
     while ((op = eng->delayed) != NULL) {
-        eng->delayed = op->priv.next;
+        eng->delayed = OP(op)->next;
         pgbank__op_set_message(eng, op, "", "shut down while waiting to retry");
         pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
     }
-    for (int i = 0; i < eng->nconns; i++) {
-        pgbank__conn *c = &eng->conns[i];
-        pgbank__conn_close(c); /* tells the loop to forget its socket */
-        free(c->buf);
-        c->batch = 0;
-        while ((op = c->head) != NULL) {
-            c->head = op->priv.next;
-            if (op->priv.flags & OPF_WRITE_SENT) {
-                pgbank__op_set_message(eng, op, "",
-                                       "shut down after COMMIT was sent: it may have been applied");
-                pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
-            } else {
-                pgbank__op_set_message(eng, op, "",
-                                       "shut down: the transaction was rolled back");
-                pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
-            }
-        }
-    }
+    /* Work in flight ends as lost, which while closing means shut down
+     * (or unknown outcome after a COMMIT was sent); sockets are removed
+     * from the application's loop before they close. */
+    for (int i = 0; i < eng->nconns; i++)
+        pgbank__conn_fail(&eng->conns[i], PGBANK_SQLSTATE_CONNECTION_FAILURE, "shut down");
     engine_run_callbacks(eng);
     if (eng->on_timer)
         eng->on_timer(eng->loop_arg, -1);
+    pgbank__batch_teardown(eng);
+    pgbank__scrubber_free(eng->scrub);
     free(eng->conns);
     free(eng->pollfds);
     free(eng->pollidx);

@@ -1,8 +1,16 @@
 /*
- * engine.h - the engine's private structures, shared by its parts:
- * conn.c (one connection's state machine), engine.c (pool, queue, dispatch,
- * completions, loop callbacks), loop.c (the built-in poll loop) and ops.c
- * (each operation's SQL steps).
+ * engine.h - the engine's private structures and the interfaces between its
+ * parts, which stand in layers (each calls only the ones below it):
+ *
+ *   engine.c  the public engine: pool, queue, dispatch, loop callbacks
+ *   loop.c    the built-in poll loop and the blocking calls on it
+ *   ops.c     each operation's SQL steps          batch.c  the batch strategy
+ *   conn.c    one connection's state machine and its pipeline
+ *   core.c    completions, the queue's shared services, validation
+ *
+ * A connection knows nothing of operations or batches: each Sync's worth of
+ * work in flight on it is a pgbank__node whose sink (ops.c's, batch.c's) it
+ * hands the results to, then the Sync, or the news that the connection died.
  */
 #ifndef PGBANK_ENGINE_H
 #define PGBANK_ENGINE_H
@@ -14,6 +22,26 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+typedef struct pgbank__conn pgbank__conn;
+typedef struct pgbank__node pgbank__node;
+
+/* Who consumes a node's results. */
+typedef struct pgbank__sink {
+    /* One result of the node's statements (not the Sync). */
+    void (*result)(pgbank__conn *c, pgbank__node *n, PGresult *r);
+    /* The node's Sync arrived: its work is over on this connection.
+     * Returns 0, -1 when the connection broke (conn.c fails it), -2 when
+     * the connection was closed on purpose. */
+    int (*synced)(pgbank__conn *c, pgbank__node *n);
+    /* The connection died with the node in flight. */
+    void (*lost)(pgbank__conn *c, pgbank__node *n, const char *msg);
+} pgbank__sink;
+
+struct pgbank__node {
+    pgbank__node *next;
+    const pgbank__sink *sink;
+};
+
 /* One connection, advanced by conn.c. */
 typedef enum pgbank__conn_state {
     CONN_IDLE,       /* no socket: never opened, or closed for good */
@@ -24,16 +52,18 @@ typedef enum pgbank__conn_state {
     CONN_BROKEN      /* failed; reopens at deadline_ns */
 } pgbank__conn_state;
 
-typedef struct pgbank__conn {
+struct pgbank__conn {
     pgbank_engine *eng;
     PGconn *pg;
     pgbank__conn_state state;
     int fd;                 /* PQsocket(), -1 when none */
     int want;               /* PGBANK_POLL_* the connection waits for */
     int told_fd, told_want; /* what the application's loop was last told */
-    pgbank_op *head, *tail; /* operations in flight, in the order of their Syncs */
-    int inflight;
-    int exclusive; /* a multi-step transaction owns the connection */
+    pgbank__node *head, *tail; /* work in flight, in the order of its Syncs */
+    int inflight;           /* nodes in flight */
+    /* The connection is not to be shared: a multi-step transaction, an
+     * operation held at its gate, or a batch owns it. */
+    int exclusive;
     int in_cmd;     /* a command's results are being read (a NULL ends them) */
     int after_sync; /* the last result was a Sync (libpq may add a NULL) */
     int setup_failed;
@@ -41,15 +71,14 @@ typedef struct pgbank__conn {
     char setup_msg[256];
     int64_t deadline_ns; /* connect timeout, or reopen time when broken */
     int backoff_ms;
-    int batch;     /* operations in the batch in flight (batch.c), 0 if none */
-    int solo;      /* how it was sent: BATCH_ARRAYS, BATCH_ONE or BATCH_KEYED */
-    char *buf;     /* the batch's array text, reused */
-    size_t bufcap;
-} pgbank__conn;
+};
+
+typedef struct pgbank__batch pgbank__batch;
 
 struct pgbank_engine {
     pgbank_options opt;
     char *conninfo;
+    struct pgbank__scrubber *scrub; /* the connection's secrets, found once */
     pgbank__conn *conns;
     int nconns;
     struct pollfd *pollfds; /* the built-in loop's arrays, one slot per connection */
@@ -57,6 +86,9 @@ struct pgbank_engine {
     int next_conn;                    /* where the dispatcher's scan starts */
     pgbank_op *queue_head, *queue_tail; /* accepted, not yet on a connection */
     pgbank_op *done_head, *done_tail;   /* ended, callback not yet run */
+    pgbank_op *delayed;                 /* serializable retries waiting for their backoff */
+    pgbank_op *held;                    /* operations held at their gate (ops.c) */
+    int gates_full;                     /* a gate has all its operations: release them */
     size_t pending;
     int want_pool; /* keep every connection open (after connect or a submit) */
     int closing;   /* pgbank_engine_free() is running */
@@ -75,17 +107,43 @@ struct pgbank_engine {
     int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
     int keyed_fn; /* pgbank_keyed() exists */
     int schema_error; /* the last connection failed on the schema, not the network */
-    pgbank_op *delayed; /* serializable retries waiting for their backoff */
-    int batches_inflight;
+    /* The batch strategy (batch.c). */
+    pgbank__batch *batches;    /* opt.batch_inflight of them */
+    pgbank__batch *free_batch; /* the ones not in flight */
+    int batches_busy;          /* ... and how many are */
     uint64_t batches_sent, batched_ops;
-    uint64_t rng;       /* jitter */
+    uint64_t rng; /* jitter */
     char error[512];
 };
 
-/* How the batch in flight on a connection was sent. */
-enum { BATCH_ARRAYS = 1, BATCH_ONE, BATCH_KEYED };
+/* An operation's private part: pgbank_op.priv, seen through OP(). */
+typedef struct pgbank__op_private {
+    pgbank_op *next;    /* in the engine's queue, a batch, the held or delayed list */
+    pgbank__node node;  /* in flight on a connection (ops.c's sink) */
+    pgbank__conn *conn; /* the connection it runs on */
+    int state;          /* ST_*: the step in flight */
+    int flags;          /* OPF_* */
+    int nres;           /* results of the step so far */
+    int ntuples;        /* tuple results of the step so far */
+    int tries;          /* atomic re-reads; attempts after a lost connection */
+    int retries;        /* serializable retries */
+    int outcome;        /* an outcome code (refusals, keys) */
+    int64_t seen;       /* the balance read (or the new account's id) */
+    int64_t seen2;      /* a transfer's destination balance */
+    int64_t submitted_ns;
+    int64_t first_try_ns;
+    int64_t wake_ns; /* a delayed retry's time */
+} pgbank__op_private;
 
-/* Operation flags (op->priv.flags). */
+_Static_assert(sizeof(pgbank__op_private) <= sizeof(((pgbank_op *)0)->priv),
+               "pgbank_op.priv is too small for the engine's private part");
+
+#define OP(op) ((pgbank__op_private *)(void *)(op)->priv.bytes)
+#define OP_OF_NODE(n)                                                                              \
+    ((pgbank_op *)(void *)((char *)(n) - offsetof(pgbank__op_private, node) -                     \
+                           offsetof(pgbank_op, priv)))
+
+/* Operation flags (OP(op)->flags). */
 enum {
     OPF_WRITE_SENT = 1 << 0, /* a write that commits was sent: loss => unknown outcome */
     OPF_FOUND = 1 << 1,      /* the step's statement returned a row (value in seen) */
@@ -105,7 +163,7 @@ enum {
     OPF_BALANCE_HIDDEN = 1 << 15 /* a refusal's balance this role may not read */
 };
 
-/* Operation states (op->priv.state): the SQL step in flight. */
+/* Operation states (OP(op)->state): the SQL step in flight. */
 enum {
     ST_QUEUED = 0,
     ST_READ,        /* BEGIN; SELECT balance [FOR UPDATE] */
@@ -125,46 +183,63 @@ enum {
     ST_BATCH        /* in a batch (batch.c) */
 };
 
-/* conn.c */
-void pgbank__conn_open(pgbank__conn *c);
-void pgbank__conn_handle(pgbank__conn *c, int events);
-void pgbank__conn_timeout(pgbank__conn *c, int64_t now);
-void pgbank__conn_close(pgbank__conn *c);
-int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *values);
-int pgbank__conn_sync(pgbank__conn *c);
-void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg);
-
-/* engine.c */
-void pgbank__engine_dispatch(pgbank_engine *eng);
+/* --- core.c: services every part uses ---------------------------------- */
 void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st);
-void pgbank__engine_after(pgbank_engine *eng);
-void pgbank__engine_timers(pgbank_engine *eng);
-int64_t pgbank__engine_next_deadline(pgbank_engine *eng);
 void pgbank__engine_set_error(pgbank_engine *eng, const char *msg);
 void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const char *msg);
 void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op);
 void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns);
 void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg);
-
-/* outcome.c: an outcome code's status; and, for an operation, its status
- * with result.message (and sqlstate) set from the code, priv.outcome kept. */
+/* Counts op at its gate (once); sets eng->gates_full when the gate is full. */
+void pgbank__gate_count(pgbank_engine *eng, pgbank_op *op);
+/* The operation's connection died in flight: a keyed one runs again (its
+ * key decides), else unknown outcome when a commit may have happened. */
+void pgbank__op_lost(pgbank_engine *eng, pgbank_op *op, const char *msg);
+/* What makes op invalid against the probed schema, or NULL (*st: the status). */
+const char *pgbank__op_invalid(const pgbank_engine *eng, const pgbank_op *op, pgbank_status *st);
+int pgbank__op_moves_money(const pgbank_op *op);
+/* An outcome code's status; for an operation, its status with
+ * result.message (and sqlstate) set from the code, OP(op)->outcome kept. */
 pgbank_status pgbank__outcome_status(int outcome);
 pgbank_status pgbank__op_outcome(pgbank_engine *eng, pgbank_op *op, int outcome);
 
-/* batch.c */
-int pgbank__is_batched(const pgbank_op *op);
-int pgbank__batch_send(pgbank__conn *c);
-void pgbank__batch_result(pgbank__conn *c, PGresult *r);
-int pgbank__batch_synced(pgbank__conn *c);
+/* --- conn.c --------------------------------------------------------------- */
+void pgbank__conn_open(pgbank__conn *c);
+void pgbank__conn_handle(pgbank__conn *c, int events);
+void pgbank__conn_timeout(pgbank__conn *c, int64_t now);
+void pgbank__conn_close(pgbank__conn *c);
+/* Puts n (with its sink set) at the end of the work in flight; takes it
+ * out again (work that waits with no Sync in flight, such as an operation
+ * held at its gate). */
+void pgbank__conn_push(pgbank__conn *c, pgbank__node *n);
+void pgbank__conn_take(pgbank__conn *c, pgbank__node *n);
+int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *values);
+int pgbank__conn_sync(pgbank__conn *c);
+/* The connection broke: every node in flight is lost, it reopens later
+ * (never while the engine is closing). */
+void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg);
+int pgbank__conn_live(const pgbank_engine *eng);
 
-/* ops.c */
+/* --- ops.c ------------------------------------------------------------------ */
 int pgbank__op_is_multistep(const pgbank_op *op);
-const char *pgbank__op_invalid(const pgbank_engine *eng, const pgbank_op *op, pgbank_status *st);
 int pgbank__op_start(pgbank__conn *c, pgbank_op *op);
-void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r);
-int pgbank__op_synced(pgbank__conn *c, pgbank_op *op);
-void pgbank__conn_push(pgbank__conn *c, pgbank_op *op);
-void pgbank__op_lost(pgbank__conn *c, pgbank_op *op, const char *msg);
-void pgbank__gate_arrive(pgbank_engine *eng, pgbank_op *op);
+/* Sends the held operations of every full gate on to their write. */
+void pgbank__ops_release_gates(pgbank_engine *eng);
+
+/* --- batch.c ---------------------------------------------------------------- */
+int pgbank__batch_setup(pgbank_engine *eng);
+void pgbank__batch_teardown(pgbank_engine *eng);
+int pgbank__is_batched(const pgbank_op *op);
+/* 1 when a batch may leave now (a slot is free). */
+int pgbank__batch_ready(const pgbank_engine *eng);
+/* Takes the batched operations at hand from the queue and sends them on c.
+ * Returns -1 when the connection broke (the caller fails it). */
+int pgbank__batch_send(pgbank__conn *c);
+
+/* --- engine.c --------------------------------------------------------------- */
+void pgbank__engine_dispatch(pgbank_engine *eng);
+void pgbank__engine_after(pgbank_engine *eng);
+void pgbank__engine_timers(pgbank_engine *eng);
+int64_t pgbank__engine_next_deadline(pgbank_engine *eng);
 
 #endif

@@ -41,6 +41,15 @@ void pgbank__strlcpy(char *dst, const char *src, size_t n);
 int pgbank__fail(int code, char *err, size_t errlen, const char *fmt, ...)
     PGBANK__PRINTF(4, 5);
 
+/* conninfo.c: a connection string's secrets (and $PGPASSWORD's), found once
+ * so that scrubbing a message later allocates nothing.  NULL when out of
+ * memory: scrubbing with NULL withholds the whole message. */
+struct pgbank__scrubber;
+struct pgbank__scrubber *pgbank__scrubber_new(const char *conninfo);
+void pgbank__scrubber_free(struct pgbank__scrubber *s);
+/* Replaces every secret in msg by "****". */
+void pgbank__scrubber_apply(const struct pgbank__scrubber *s, char *msg, size_t msgsize);
+
 /* A blocking libpq connection for the administrative parts (init, audit,
  * history): *ci receives the normalised connection string (free() it, also
  * on failure).  NULL on failure, with *rc set and a password-free reason in

@@ -126,7 +126,7 @@ PGBANK__API int pgbank_execute(pgbank_engine *eng, pgbank_op *op)
     if (!user_done)
         op->done = execute_noop;
     int rc = pgbank_submit(eng, op);
-    while (rc == 0 && !(op->priv.flags & OPF_COMPLETED))
+    while (rc == 0 && !(OP(op)->flags & OPF_COMPLETED))
         rc = loop_once(eng, -1);
     if (!user_done)
         op->done = NULL;

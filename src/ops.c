@@ -48,45 +48,11 @@ static const char *kind_name(pgbank_op_kind k)
     return (int)k >= 0 && k <= PGBANK_OP_OPEN ? names[k] : "?";
 }
 
-static int moves_money(const pgbank_op *op)
-{
-    return op->kind == PGBANK_OP_WITHDRAW || op->kind == PGBANK_OP_DEPOSIT ||
-           op->kind == PGBANK_OP_TRANSFER;
-}
-
 int pgbank__op_is_multistep(const pgbank_op *op)
 {
-    if (!moves_money(op) || op->strategy == PGBANK_BATCH)
+    if (!pgbank__op_moves_money(op) || op->strategy == PGBANK_BATCH)
         return 0;
     return op->strategy != PGBANK_ATOMIC || op->kind == PGBANK_OP_TRANSFER || op->key;
-}
-
-const char *pgbank__op_invalid(const pgbank_engine *eng, const pgbank_op *op, pgbank_status *st)
-{
-    *st = PGBANK_INVALID_AMOUNT;
-    if (moves_money(op)) {
-        if (op->amount <= 0)
-            return "the amount must be positive";
-        if (op->amount > eng->balance_max)
-            return "the amount does not fit the balance column";
-    } else if (op->kind == PGBANK_OP_OPEN) {
-        if (op->amount < 0)
-            return "the opening balance must not be negative";
-        if (op->amount > eng->balance_max)
-            return "the opening balance does not fit the balance column";
-    }
-    *st = PGBANK_INVALID_INPUT;
-    if (op->kind == PGBANK_OP_TRANSFER && op->account == op->to_account)
-        return "cannot transfer from an account to itself";
-    if (op->key && (!*op->key || strlen(op->key) > 200))
-        return "an idempotency key must be 1 to 200 bytes";
-    *st = PGBANK_NO_SUCH_ACCOUNT;
-    if (op->kind != PGBANK_OP_OPEN && (op->account > eng->id_max || op->account < -eng->id_max))
-        return "the account id does not fit the id column";
-    if (op->kind == PGBANK_OP_TRANSFER &&
-        (op->to_account > eng->id_max || op->to_account < -eng->id_max))
-        return "the destination account id does not fit the id column";
-    return NULL;
 }
 
 static int read_writes_unlocked(const pgbank_op *op)
@@ -97,7 +63,7 @@ static int read_writes_unlocked(const pgbank_op *op)
 
 static int gated(const pgbank_op *op)
 {
-    return op->gate && read_writes_unlocked(op) && op->priv.retries == 0;
+    return op->gate && read_writes_unlocked(op) && OP(op)->retries == 0;
 }
 
 static pgbank__sql_id begin_for(const pgbank_op *op)
@@ -108,10 +74,10 @@ static pgbank__sql_id begin_for(const pgbank_op *op)
 /* New balances of a read-modify-write, from the values read. */
 static int64_t new_from(const pgbank_op *op)
 {
-    return op->kind == PGBANK_OP_DEPOSIT ? op->priv.seen + op->amount : op->priv.seen - op->amount;
+    return op->kind == PGBANK_OP_DEPOSIT ? OP(op)->seen + op->amount : OP(op)->seen - op->amount;
 }
 
-static int64_t new_to(const pgbank_op *op) { return op->priv.seen2 + op->amount; }
+static int64_t new_to(const pgbank_op *op) { return OP(op)->seen2 + op->amount; }
 
 static int send_journal(pgbank__conn *c, const pgbank_op *op, int64_t account, const char *what,
                         int64_t change, int64_t after)
@@ -214,22 +180,42 @@ static int send_atomic_tx(pgbank__conn *c, pgbank_op *op)
     }
 }
 
+static const pgbank__sink ops_sink;
+
+/* Puts op's step in flight on c; a multi-step transaction keeps c to itself
+ * until the operation ends. */
+static void push(pgbank__conn *c, pgbank_op *op)
+{
+    OP(op)->conn = c;
+    OP(op)->node.sink = &ops_sink;
+    if (pgbank__op_is_multistep(op))
+        c->exclusive = 1;
+    pgbank__conn_push(c, &OP(op)->node);
+}
+
+/* The operation leaves its connection for good. */
+static void done(pgbank__conn *c, pgbank_op *op, pgbank_status st)
+{
+    c->exclusive = 0;
+    pgbank__engine_complete(c->eng, op, st);
+}
+
 /* Queues one step on the connection: its statements, then a Sync.  The
  * operation is put in the connection's in-flight list first, so a send that
  * breaks the connection still ends it exactly once. */
 static int step(pgbank__conn *c, pgbank_op *op, int state)
 {
     pgbank_engine *eng = c->eng;
-    op->priv.state = state;
-    op->priv.flags &= ~(OPF_FOUND | OPF_FOUND2 | OPF_NOROW | OPF_ERROR | OPF_KEY_MATCH);
-    op->priv.nres = 0;
-    op->priv.ntuples = 0;
-    pgbank__conn_push(c, op);
+    OP(op)->state = state;
+    OP(op)->flags &= ~(OPF_FOUND | OPF_FOUND2 | OPF_NOROW | OPF_ERROR | OPF_KEY_MATCH);
+    OP(op)->nres = 0;
+    OP(op)->ntuples = 0;
+    push(c, op);
     params p;
-    int rc = 0, in_tx = op->priv.flags & OPF_IN_TX;
+    int rc = 0, in_tx = OP(op)->flags & OPF_IN_TX;
     switch (state) {
     case ST_KEY:
-        op->priv.flags |= OPF_IN_TX;
+        OP(op)->flags |= OPF_IN_TX;
         p.v[0] = op->key;
         p.v[1] = kind_name(op->kind);
         num(&p, 2, op->account);
@@ -247,7 +233,7 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
         rc = pgbank__conn_send(c, SQL_KEY_READ, p.v);
         break;
     case ST_READ:
-        op->priv.flags |= OPF_IN_TX;
+        OP(op)->flags |= OPF_IN_TX;
         if (!in_tx)
             rc = pgbank__conn_send(c, begin_for(op), NULL);
         num(&p, 0, op->account);
@@ -262,12 +248,12 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
                 p.v);
         break;
     case ST_WRITE:
-        op->priv.flags |= OPF_WRITE_SENT;
+        OP(op)->flags |= OPF_WRITE_SENT;
         rc = send_write(c, op);
         break;
     case ST_REFUSE_KEY:
-        op->priv.flags |= OPF_WRITE_SENT;
-        rc = send_key_set(c, op, op->priv.outcome, op->result.balance, op->result.to_balance);
+        OP(op)->flags |= OPF_WRITE_SENT;
+        rc = send_key_set(c, op, OP(op)->outcome, op->result.balance, op->result.to_balance);
         if (rc == 0)
             rc = pgbank__conn_send(c, SQL_COMMIT, NULL);
         break;
@@ -275,12 +261,12 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
         rc = pgbank__conn_send(c, SQL_ROLLBACK, NULL);
         break;
     case ST_ATOMIC:
-        op->priv.flags |= OPF_WRITE_SENT;
+        OP(op)->flags |= OPF_WRITE_SENT;
         rc = send_change(c, op, op->kind == PGBANK_OP_WITHDRAW, op->account, kind_name(op->kind));
         break;
     case ST_ATOMIC_TX:
-        op->priv.flags |= OPF_IN_TX;
-        op->priv.flags &= ~(OPF_DEBIT_OK | OPF_CREDIT_OK);
+        OP(op)->flags |= OPF_IN_TX;
+        OP(op)->flags &= ~(OPF_DEBIT_OK | OPF_CREDIT_OK);
         if (!in_tx)
             rc = pgbank__conn_send(c, SQL_BEGIN, NULL);
         if (rc == 0 && op->key && op->kind == PGBANK_OP_TRANSFER)
@@ -299,14 +285,14 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
             rc = pgbank__conn_send(c, SQL_SELECT_BALANCE, p.v);
         break;
     case ST_COMMIT:
-        op->priv.flags |= OPF_WRITE_SENT;
+        OP(op)->flags |= OPF_WRITE_SENT;
         if (op->key)
             rc = send_key_set(c, op, OUTCOME_OK, op->result.balance, op->result.to_balance);
         if (rc == 0)
             rc = pgbank__conn_send(c, SQL_COMMIT, NULL);
         break;
     case ST_OPEN:
-        op->priv.flags |= OPF_WRITE_SENT;
+        OP(op)->flags |= OPF_WRITE_SENT;
         num(&p, 0, op->amount);
         rc = pgbank__conn_send(
             c, eng->journal ? SQL_OPEN_J : eng->id_has_default ? SQL_OPEN : SQL_OPEN_NO_DEFAULT,
@@ -337,13 +323,13 @@ static int start_work(pgbank__conn *c, pgbank_op *op)
 
 int pgbank__op_start(pgbank__conn *c, pgbank_op *op)
 {
-    if (!op->priv.first_try_ns)
-        op->priv.first_try_ns = pgbank__now_ns();
-    if (op->key && moves_money(op)) {
+    if (!OP(op)->first_try_ns)
+        OP(op)->first_try_ns = pgbank__now_ns();
+    if (op->key && pgbank__op_moves_money(op)) {
         if (!c->eng->journal) {
             pgbank__op_set_message(c->eng, op, PGBANK_SQLSTATE_UNDEFINED_TABLE,
                                    "idempotency keys need pgbank's journal: run 'pgbank init'");
-            pgbank__engine_complete(c->eng, op, PGBANK_DB_ERROR);
+            done(c, op, PGBANK_DB_ERROR);
             return 0;
         }
         return step(c, op, ST_KEY);
@@ -361,7 +347,7 @@ static int atomic_tx_is_debit(const pgbank_op *op, int k)
 
 static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
 {
-    op->priv.flags |= OPF_FOUND;
+    OP(op)->flags |= OPF_FOUND;
     const char *kop = PQgetvalue(r, 0, 0);
     int64_t acc = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     int64_t to = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
@@ -380,35 +366,36 @@ static void key_compare(pgbank_engine *eng, pgbank_op *op, PGresult *r)
         pgbank__op_set_message(eng, op, "", m);
         return;
     }
-    op->priv.flags |= OPF_KEY_MATCH;
+    OP(op)->flags |= OPF_KEY_MATCH;
     op->result.balance = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     op->result.to_balance = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
     /* The recorded outcome's code, never its wording (schema 4). */
     op->result.status = pgbank__op_outcome(eng, op, atoi(outcome));
 }
 
-void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
+static void op_result(pgbank__conn *c, pgbank__node *n, PGresult *r)
 {
-    op->priv.nres++;
+    pgbank_op *op = OP_OF_NODE(n);
+    OP(op)->nres++;
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_PIPELINE_ABORTED)
         return;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        if (!(op->priv.flags & OPF_ERROR)) {
+        if (!(OP(op)->flags & OPF_ERROR)) {
             const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
             pgbank__op_set_message(c->eng, op, ss ? ss : PGBANK_SQLSTATE_INTERNAL_ERROR, m ? m : PQresultErrorMessage(r));
-            op->priv.flags |= OPF_ERROR;
+            OP(op)->flags |= OPF_ERROR;
         }
         return;
     }
     if (st == PGRES_COMMAND_OK) {
         if (strncmp(PQcmdStatus(r), "UPDATE", 6) == 0 && strcmp(PQcmdTuples(r), "0") == 0)
-            op->priv.flags |= OPF_NOROW;
+            OP(op)->flags |= OPF_NOROW;
         return;
     }
     int rows = PQntuples(r);
-    switch (op->priv.state) {
+    switch (OP(op)->state) {
     case ST_KEY_READ:
         if (rows > 0)
             key_compare(c->eng, op, r);
@@ -419,11 +406,11 @@ void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
                 int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
                 int64_t bal = strtoll(PQgetvalue(r, i, 1), NULL, 10);
                 if (id == op->account) {
-                    op->priv.flags |= OPF_FOUND;
-                    op->priv.seen = bal;
+                    OP(op)->flags |= OPF_FOUND;
+                    OP(op)->seen = bal;
                 } else if (id == op->to_account) {
-                    op->priv.flags |= OPF_FOUND2;
-                    op->priv.seen2 = bal;
+                    OP(op)->flags |= OPF_FOUND2;
+                    OP(op)->seen2 = bal;
                 }
             }
             return;
@@ -431,15 +418,15 @@ void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
         break;
     case ST_ATOMIC_TX: {
         /* Tuple results arrive in statement order: which change is this? */
-        int debit = atomic_tx_is_debit(op, op->priv.ntuples++);
+        int debit = atomic_tx_is_debit(op, OP(op)->ntuples++);
         if (rows > 0) {
             int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
             if (debit || op->kind == PGBANK_OP_DEPOSIT) {
-                op->priv.flags |= debit ? OPF_DEBIT_OK : OPF_CREDIT_OK;
-                op->priv.seen = v;
+                OP(op)->flags |= debit ? OPF_DEBIT_OK : OPF_CREDIT_OK;
+                OP(op)->seen = v;
             } else {
-                op->priv.flags |= OPF_CREDIT_OK;
-                op->priv.seen2 = v;
+                OP(op)->flags |= OPF_CREDIT_OK;
+                OP(op)->seen2 = v;
             }
         }
         return;
@@ -448,8 +435,8 @@ void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
         break;
     }
     if (rows > 0 && !PQgetisnull(r, 0, 0)) {
-        op->priv.flags |= OPF_FOUND;
-        op->priv.seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        OP(op)->flags |= OPF_FOUND;
+        OP(op)->seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     }
 }
 
@@ -457,13 +444,13 @@ void pgbank__op_result(pgbank__conn *c, pgbank_op *op, PGresult *r)
  * result staying what was decided. */
 static int finish(pgbank__conn *c, pgbank_op *op, pgbank_status st)
 {
-    if ((op->priv.flags & OPF_IN_TX) && op->priv.state != ST_ROLLBACK) {
-        op->priv.flags &= ~(OPF_IN_TX | OPF_WRITE_SENT); /* a ROLLBACK commits nothing */
+    if ((OP(op)->flags & OPF_IN_TX) && OP(op)->state != ST_ROLLBACK) {
+        OP(op)->flags &= ~(OPF_IN_TX | OPF_WRITE_SENT); /* a ROLLBACK commits nothing */
         op->result.status = st;
-        op->priv.flags |= OPF_DEFER;
+        OP(op)->flags |= OPF_DEFER;
         return step(c, op, ST_ROLLBACK);
     }
-    pgbank__engine_complete(c->eng, op, st);
+    done(c, op, st);
     return 0;
 }
 
@@ -476,8 +463,8 @@ static int refuse(pgbank__conn *c, pgbank_op *op, int outcome, int64_t seen)
         op->result.balance = seen;
     pgbank_status st = pgbank__op_outcome(c->eng, op, outcome);
     op->result.status = st;
-    if (op->key && moves_money(op) && (op->priv.flags & OPF_IN_TX)) {
-        op->priv.flags |= OPF_DEFER;
+    if (op->key && pgbank__op_moves_money(op) && (OP(op)->flags & OPF_IN_TX)) {
+        OP(op)->flags |= OPF_DEFER;
         return step(c, op, ST_REFUSE_KEY);
     }
     return finish(c, op, st);
@@ -488,15 +475,15 @@ static int refuse(pgbank__conn *c, pgbank_op *op, int outcome, int64_t seen)
 static int after_read(pgbank__conn *c, pgbank_op *op)
 {
     int64_t max = c->eng->balance_max;
-    int f = op->priv.flags;
+    int f = OP(op)->flags;
     if (!(f & OPF_FOUND))
         return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
     if (op->kind == PGBANK_OP_TRANSFER && !(f & OPF_FOUND2))
         return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
-    if (op->kind != PGBANK_OP_DEPOSIT && op->priv.seen < op->amount)
-        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
-    int64_t credited = op->kind == PGBANK_OP_DEPOSIT    ? op->priv.seen
-                       : op->kind == PGBANK_OP_TRANSFER ? op->priv.seen2
+    if (op->kind != PGBANK_OP_DEPOSIT && OP(op)->seen < op->amount)
+        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, OP(op)->seen);
+    int64_t credited = op->kind == PGBANK_OP_DEPOSIT    ? OP(op)->seen
+                       : op->kind == PGBANK_OP_TRANSFER ? OP(op)->seen2
                                                         : 0;
     if (op->kind != PGBANK_OP_WITHDRAW && credited > max - op->amount) {
         pgbank__op_set_message(c->eng, op, PGBANK_SQLSTATE_NUMERIC_OUT_OF_RANGE,
@@ -504,29 +491,36 @@ static int after_read(pgbank__conn *c, pgbank_op *op)
         return finish(c, op, PGBANK_INVALID_AMOUNT);
     }
     if (gated(op)) {
-        op->priv.state = ST_GATE;
-        pgbank__conn_push(c, op); /* keeps the connection and its transaction */
-        pgbank__gate_arrive(c->eng, op);
+        /* Held with its transaction open: it keeps its connection (a node
+         * with no Sync: the connection knows it is busy, and a connection
+         * that dies loses it). */
+        OP(op)->state = ST_GATE;
+        push(c, op);
+        OP(op)->next = c->eng->held;
+        c->eng->held = op;
+        pgbank__gate_count(c->eng, op);
         return 0;
     }
     return step(c, op, ST_WRITE);
 }
 
-/* Releases every operation held at the gate once all have read. */
-void pgbank__gate_arrive(pgbank_engine *eng, pgbank_op *op)
+/* Releases the operations held at every gate that has all its operations
+ * (each goes on to its write, on the connection it kept). */
+void pgbank__ops_release_gates(pgbank_engine *eng)
 {
-    pgbank_gate *g = op->gate;
-    op->priv.flags |= OPF_ARRIVED;
-    if (++g->arrived < g->expected)
-        return;
-    for (int i = 0; i < eng->nconns; i++) {
-        pgbank__conn *c = &eng->conns[i];
-        pgbank_op *held = c->head;
-        if (!held || held->gate != g || held->priv.state != ST_GATE)
+    eng->gates_full = 0;
+    pgbank_op **pp = &eng->held;
+    while (*pp) {
+        pgbank_op *op = *pp;
+        if (op->gate->arrived < op->gate->expected) {
+            pp = &OP(op)->next;
             continue;
-        c->head = c->tail = NULL;
-        c->inflight = 0;
-        if (step(c, held, ST_WRITE) < 0)
+        }
+        *pp = OP(op)->next;
+        OP(op)->next = NULL;
+        pgbank__conn *c = OP(op)->conn;
+        pgbank__conn_take(c, &OP(op)->node);
+        if (step(c, op, ST_WRITE) < 0)
             pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, PQerrorMessage(c->pg));
     }
 }
@@ -537,40 +531,41 @@ static int retry_or_give_up(pgbank__conn *c, pgbank_op *op)
 {
     pgbank_engine *eng = c->eng;
     int64_t now = pgbank__now_ns();
-    if (op->priv.retries >= eng->opt.retry_max ||
-        now - op->priv.first_try_ns > (int64_t)eng->opt.retry_budget_ms * 1000000) {
+    if (OP(op)->retries >= eng->opt.retry_max ||
+        now - OP(op)->first_try_ns > (int64_t)eng->opt.retry_budget_ms * 1000000) {
         char m[400], state[6];
-        snprintf(m, sizeof m, "gave up after %d retries: %s", op->priv.retries,
+        snprintf(m, sizeof m, "gave up after %d retries: %s", OP(op)->retries,
                  op->result.message);
         memcpy(state, op->result.sqlstate, sizeof state);
         pgbank__op_set_message(eng, op, state, m);
         return finish(c, op, PGBANK_RETRIES_EXHAUSTED);
     }
-    if (op->priv.flags & OPF_IN_TX) {
-        op->priv.flags &= ~(OPF_IN_TX | OPF_WRITE_SENT);
-        op->priv.flags |= OPF_RETRY;
+    if (OP(op)->flags & OPF_IN_TX) {
+        OP(op)->flags &= ~(OPF_IN_TX | OPF_WRITE_SENT);
+        OP(op)->flags |= OPF_RETRY;
         return step(c, op, ST_ROLLBACK);
     }
-    op->priv.flags &= ~OPF_RETRY;
-    op->priv.retries++;
-    int shift = op->priv.retries < 7 ? op->priv.retries : 7;
+    OP(op)->flags &= ~OPF_RETRY;
+    OP(op)->retries++;
+    int shift = OP(op)->retries < 7 ? OP(op)->retries : 7;
     int64_t base_us = 1000LL << shift; /* 2 ms, 4 ms, ... 128 ms */
     if (base_us > 100000)
         base_us = 100000;
     int64_t jitter_us = (int64_t)pgbank__rand_below(&eng->rng, (uint64_t)base_us);
+    c->exclusive = 0;
     pgbank__engine_delay(eng, op, now + (base_us / 2 + jitter_us) * 1000);
     return 0;
 }
 
 static int after_atomic_tx(pgbank__conn *c, pgbank_op *op)
 {
-    int f = op->priv.flags;
+    int f = OP(op)->flags;
     int debit_needed = op->kind != PGBANK_OP_DEPOSIT;
     int credit_needed = op->kind != PGBANK_OP_WITHDRAW;
     int ok = (!debit_needed || (f & OPF_DEBIT_OK)) && (!credit_needed || (f & OPF_CREDIT_OK));
     if (ok) {
-        op->result.balance = op->priv.seen;
-        op->result.to_balance = op->priv.seen2;
+        op->result.balance = OP(op)->seen;
+        op->result.to_balance = OP(op)->seen2;
         return step(c, op, ST_COMMIT);
     }
     if (op->kind == PGBANK_OP_DEPOSIT)
@@ -580,24 +575,25 @@ static int after_atomic_tx(pgbank__conn *c, pgbank_op *op)
 
 static int after_atomic_tx_seen(pgbank__conn *c, pgbank_op *op)
 {
-    int f = op->priv.flags;
+    int f = OP(op)->flags;
     if (op->kind == PGBANK_OP_TRANSFER && (f & OPF_DEBIT_OK))
         return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
     if (!(f & OPF_FOUND))
         return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
-    if (op->kind == PGBANK_OP_TRANSFER && !(f & OPF_CREDIT_OK) && op->priv.seen >= op->amount)
+    if (op->kind == PGBANK_OP_TRANSFER && !(f & OPF_CREDIT_OK) && OP(op)->seen >= op->amount)
         return refuse(c, op, OUTCOME_NO_SUCH_DESTINATION, 0);
-    return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
+    return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, OP(op)->seen);
 }
 
-int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
+static int op_synced(pgbank__conn *c, pgbank__node *n)
 {
-    int flags = op->priv.flags;
-    int state = op->priv.state;
+    pgbank_op *op = OP_OF_NODE(n);
+    int flags = OP(op)->flags;
+    int state = OP(op)->state;
     if (state == ST_ROLLBACK) {
         if (flags & OPF_RETRY)
             return retry_or_give_up(c, op);
-        pgbank__engine_complete(c->eng, op, (flags & OPF_DEFER) ? op->result.status : PGBANK_DB_ERROR);
+        done(c, op, (flags & OPF_DEFER) ? op->result.status : PGBANK_DB_ERROR);
         return 0;
     }
     if (flags & OPF_ERROR) {
@@ -605,7 +601,7 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
          * that failed mid-pipeline stays open (aborted) until ROLLBACK, so
          * IN_TX stays set; if COMMIT itself failed, the extra ROLLBACK only
          * draws a warning. */
-        op->priv.flags &= ~OPF_WRITE_SENT;
+        OP(op)->flags &= ~OPF_WRITE_SENT;
         if (op->strategy == PGBANK_SERIALIZABLE && pgbank__sqlstate_retryable(op->result.sqlstate))
             return retry_or_give_up(c, op);
         if (pgbank__sqlstate_is(op->result.sqlstate, PGBANK_SQLSTATE_NUMERIC_OUT_OF_RANGE))
@@ -631,19 +627,19 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
     case ST_READ:
         return after_read(c, op);
     case ST_WRITE:
-        op->priv.flags &= ~(OPF_WRITE_SENT | OPF_IN_TX); /* COMMIT succeeded */
+        OP(op)->flags &= ~(OPF_WRITE_SENT | OPF_IN_TX); /* COMMIT succeeded */
         op->result.balance = new_from(op);
         if (op->kind == PGBANK_OP_TRANSFER)
             op->result.to_balance = new_to(op);
         return finish(c, op, PGBANK_OK);
     case ST_REFUSE_KEY:
     case ST_COMMIT:
-        op->priv.flags &= ~(OPF_WRITE_SENT | OPF_IN_TX);
+        OP(op)->flags &= ~(OPF_WRITE_SENT | OPF_IN_TX);
         return finish(c, op, state == ST_COMMIT ? PGBANK_OK : op->result.status);
     case ST_ATOMIC:
-        op->priv.flags &= ~OPF_WRITE_SENT;
+        OP(op)->flags &= ~OPF_WRITE_SENT;
         if (flags & OPF_FOUND) {
-            op->result.balance = op->priv.seen;
+            op->result.balance = OP(op)->seen;
             return finish(c, op, PGBANK_OK);
         }
         if (op->kind == PGBANK_OP_DEPOSIT)
@@ -652,9 +648,9 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
     case ST_ATOMIC_SEEN:
         if (!(flags & OPF_FOUND))
             return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
-        if (op->priv.seen >= op->amount && ++op->priv.tries < 3)
+        if (OP(op)->seen >= op->amount && ++OP(op)->tries < 3)
             return step(c, op, ST_ATOMIC); /* the balance rose meanwhile: try again */
-        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, op->priv.seen);
+        return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, OP(op)->seen);
     case ST_ATOMIC_TX:
         return after_atomic_tx(c, op);
     case ST_ATOMIC_TX_SEEN:
@@ -662,11 +658,11 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
     case ST_BALANCE:
         if (!(flags & OPF_FOUND))
             return refuse(c, op, OUTCOME_NO_SUCH_ACCOUNT, 0);
-        op->result.balance = op->priv.seen;
+        op->result.balance = OP(op)->seen;
         return finish(c, op, PGBANK_OK);
     case ST_OPEN:
-        op->priv.flags &= ~OPF_WRITE_SENT;
-        op->result.account = op->priv.seen;
+        OP(op)->flags &= ~OPF_WRITE_SENT;
+        op->result.account = OP(op)->seen;
         op->result.balance = op->amount;
         return finish(c, op, PGBANK_OK);
     default:
@@ -674,32 +670,18 @@ int pgbank__op_synced(pgbank__conn *c, pgbank_op *op)
     }
 }
 
-/* The connection died with op in flight.  A keyed operation is run again
- * after reconnecting: its key makes that exactly once (the key says whether
- * the lost attempt committed).  Without a key, if a write that commits (or
- * COMMIT) was sent, nobody knows whether it was applied: unknown outcome. */
-void pgbank__op_lost(pgbank__conn *c, pgbank_op *op, const char *msg)
+/* The connection died with op in flight (core.c decides what it means). */
+static void op_lost(pgbank__conn *c, pgbank__node *n, const char *msg)
 {
-    pgbank_engine *eng = c->eng;
-    char m[700];
-    int f = op->priv.flags;
-    if (op->key && moves_money(op) && op->priv.tries < 100) {
-        op->priv.tries++;
-        op->priv.flags = (f & (OPF_ARRIVED | OPF_RESOLVING | OPF_INDOUBT)) | OPF_RESOLVING |
-                         ((f & OPF_WRITE_SENT) ? OPF_INDOUBT : 0);
-        pgbank__engine_requeue(eng, op);
-        return;
+    pgbank_op *op = OP_OF_NODE(n);
+    if (OP(op)->state == ST_GATE) {
+        pgbank_op **pp = &c->eng->held;
+        while (*pp && *pp != op)
+            pp = &OP(*pp)->next;
+        if (*pp)
+            *pp = OP(op)->next;
     }
-    if ((f & OPF_WRITE_SENT) || (f & OPF_INDOUBT)) {
-        snprintf(m, sizeof m, "connection lost after the commit was sent (%s)", msg);
-        pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
-        pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
-    } else if (f & OPF_DEFER) {
-        /* Decided (a refusal): the lost rollback changes nothing. */
-        pgbank__engine_complete(eng, op, op->result.status);
-    } else {
-        snprintf(m, sizeof m, "connection lost before commit, nothing applied (%s)", msg);
-        pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
-        pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
-    }
+    pgbank__op_lost(c->eng, op, msg);
 }
+
+static const pgbank__sink ops_sink = {op_result, op_synced, op_lost};

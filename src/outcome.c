@@ -26,13 +26,13 @@ pgbank_status pgbank__op_outcome(pgbank_engine *eng, pgbank_op *op, int outcome)
 {
     char m[160];
     const char *state = "";
-    op->priv.outcome = outcome;
+    OP(op)->outcome = outcome;
     switch (outcome) {
     case OUTCOME_OK:
         m[0] = '\0';
         break;
     case OUTCOME_INSUFFICIENT_FUNDS:
-        if (op->priv.flags & OPF_BALANCE_HIDDEN)
+        if (OP(op)->flags & OPF_BALANCE_HIDDEN)
             snprintf(m, sizeof m, "requested %lld; this role may not read the balance",
                      (long long)op->amount);
         else

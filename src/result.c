@@ -42,19 +42,6 @@ PGBANK__API const char *pgbank_status_name(pgbank_status s)
     return status_names[s];
 }
 
-PGBANK__API int pgbank_status_exit_code(pgbank_status s)
-{
-    switch (s) {
-    case PGBANK_OK: return 0;
-    case PGBANK_INSUFFICIENT_FUNDS:
-    case PGBANK_NO_SUCH_ACCOUNT:
-    case PGBANK_CONFLICT: return 1;
-    case PGBANK_INVALID_AMOUNT:
-    case PGBANK_INVALID_INPUT: return 2;
-    default: return 3;
-    }
-}
-
 static const struct {
     const char *name;
     int safe;
