@@ -953,7 +953,7 @@ static int check_balances(chaos *ch, char *err, size_t errlen)
 static int check_journal(chaos *ch, char *err, size_t errlen)
 {
     const char *sql = ch->set->unkeyed
-                          ? "SELECT abs(amount)::text, count(*), count(key) FROM pgbank_journal"
+                          ? "SELECT abs(amount)::text, count(*), count(key) FROM pgbank_entries"
                             " WHERE op <> 'open' GROUP BY 1"
                           : "SELECT key, count(*), 0 FROM pgbank_journal"
                             " WHERE key IS NOT NULL AND key <> '' GROUP BY key";

@@ -451,8 +451,11 @@ int pgbank_accounts_load(const char *conninfo, int64_t count, int64_t balance, c
  * 3 adds the batch function pgbank_batch(); 4 makes the database the
  * boundary: server functions validate every argument, keyed operations go
  * through pgbank_keyed(), outcomes are stored as stable codes, and changes
- * made outside pgbank are journaled as "external". */
-#define PGBANK_SCHEMA_VERSION 4
+ * made outside pgbank are journaled as "external"; 5 makes the journal a
+ * chain per account (each row names the account's previous one, the
+ * account its newest), with no per-account index, and lets one journal row
+ * hold an account's several operations of one batch. */
+#define PGBANK_SCHEMA_VERSION 5
 #define PGBANK_HAS_SCHEMA_OPTIONS 1
 
 /* ------------------------------------------------------------------------

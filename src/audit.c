@@ -3,6 +3,9 @@
  * that checks every balance against its journal.  Blocking, on a connection
  * of its own; the audit reads in one REPEATABLE READ snapshot so the checks
  * agree, and does all its arithmetic in SQL numeric, so no sum overflows.
+ * A journal row may hold several operations of one batch (op_kinds,
+ * op_amounts; its amount is their sum): the per-account check reads the
+ * sums, money in and out read the operations.
  *
  * Both may run as a superuser: after finding the schema (the first of the
  * search_path, as everywhere in pgbank), the session's search_path becomes
@@ -115,6 +118,25 @@ static int64_t num(PGresult *r, int row, int col, int *clamped)
     return s[0] == '-' ? INT64_MIN : INT64_MAX;
 }
 
+/* An account's journal, newest first: its chain walked back from the
+ * account's newest row (accounts.jseq) through each row's predecessor,
+ * each step one primary-key lookup; a row holding several operations of
+ * one batch gives one entry each (the pgbank_entries view).  $1 account,
+ * $2 how many entries (NULL: all). */
+static const char history_sql[] =
+    "WITH RECURSIVE h AS ("
+    "  SELECT j.seq, j.prev, 1 AS depth FROM @.pgbank_journal j"
+    "   WHERE j.seq = (SELECT a.jseq FROM @.accounts a WHERE a.id = $1)"
+    "  UNION ALL"
+    "  SELECT j.seq, j.prev, h.depth + 1 FROM @.pgbank_journal j JOIN h ON j.seq = h.prev"
+    "   WHERE $2::int IS NULL OR h.depth < $2::int)"
+    " SELECT e.seq, e.account, e.op, e.amount, e.balance_after, COALESCE(e.key, ''),"
+    "  COALESCE(e.strategy, ''),"
+    "  to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    "  COALESCE(e.db_role, ''), COALESCE(e.application, '')"
+    " FROM h JOIN @.pgbank_entries e ON e.seq = h.seq"
+    " ORDER BY h.depth, e.part DESC LIMIT $2::int";
+
 PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
                                pgbank_history_fn fn, void *arg, char *err, size_t errlen)
 {
@@ -134,14 +156,7 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
     }
     PQclear(r);
     r = NULL;
-    if (rc == 0 &&
-        !(r = query_q(&d,
-                      "SELECT seq, account, op, amount, balance_after, COALESCE(key, ''),"
-                      " COALESCE(strategy, ''),"
-                      " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-                      " COALESCE(db_role, ''), COALESCE(application, '')"
-                      " FROM @.pgbank_journal WHERE account = $1 ORDER BY seq DESC LIMIT $2",
-                      2, p)))
+    if (rc == 0 && !(r = query_q(&d, history_sql, 2, p)))
         rc = PGBANK_EDB;
     for (int i = 0; r && i < PQntuples(r); i++) {
         pgbank_journal_entry e = {num(r, i, 0, NULL), num(r, i, 1, NULL), PQgetvalue(r, i, 2),
@@ -161,14 +176,15 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
 static const char totals_sql[] =
     "WITH a AS (SELECT count(*) AS n, COALESCE(sum(balance), 0) AS total,"
     "                  count(*) FILTER (WHERE balance < 0) AS neg FROM @.accounts),"
-    " j AS (SELECT COALESCE(sum(amount) FILTER (WHERE op = 'open'), 0) AS opening,"
-    "              COALESCE(sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
-    "                                             AND amount > 0), 0) AS money_in,"
-    "              COALESCE(-sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
-    "                                              AND amount < 0), 0) AS money_out,"
+    " j AS (SELECT COALESCE(sum(e.a) FILTER (WHERE op = 'open'), 0) AS opening,"
+    "              COALESCE(sum(e.a) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                             AND e.a > 0), 0) AS money_in,"
+    "              COALESCE(-sum(e.a) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                              AND e.a < 0), 0) AS money_out,"
     "              count(*) FILTER (WHERE op = 'external') AS ext,"
-    "              COALESCE(sum(amount) FILTER (WHERE op = 'external'), 0) AS ext_net"
-    "         FROM @.pgbank_journal)"
+    "              COALESCE(sum(e.a) FILTER (WHERE op = 'external'), 0) AS ext_net"
+    "         FROM @.pgbank_journal"
+    "         CROSS JOIN LATERAL unnest(COALESCE(op_amounts, ARRAY[amount])) e(a))"
     " SELECT a.n, a.total, a.neg, j.opening, j.money_in, j.money_out, j.ext, j.ext_net,"
     "        a.total = j.opening + j.money_in - j.money_out + j.ext_net,"
     "        (SELECT string_agg(format('%s (%s) x %s', s.r, s.app, s.n), ', ' ORDER BY s.n DESC)"

@@ -228,7 +228,14 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->balance_max = bmax;
     eng->id_max = imax;
     eng->id_has_default = PQgetvalue(r, 0, 2)[0] == 't';
-    eng->journal = PQgetvalue(r, 0, 3)[0] == 't';
+    if (PQgetvalue(r, 0, 3)[0] == '2') {
+        /* Its journal is not the chain this library writes: journaling in
+         * the old shape would break the chain, writing none would lose it. */
+        setup_error(c, PGBANK_SQLSTATE_UNDEFINED_TABLE,
+                    "the database holds an older pgbank schema: run 'pgbank init' to upgrade it");
+        return;
+    }
+    eng->journal = PQgetvalue(r, 0, 3)[0] == '1';
     eng->batch_fn = PQgetvalue(r, 0, 4)[0] == 't';
     eng->keyed_fn = PQgetvalue(r, 0, 5)[0] == 't';
     eng->probed = 1;

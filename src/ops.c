@@ -79,19 +79,6 @@ static int64_t new_from(const pgbank_op *op)
 
 static int64_t new_to(const pgbank_op *op) { return OP(op)->seen2 + op->amount; }
 
-static int send_journal(pgbank__conn *c, const pgbank_op *op, int64_t account, const char *what,
-                        int64_t change, int64_t after)
-{
-    params p;
-    num(&p, 0, account);
-    p.v[1] = what;
-    num(&p, 2, change);
-    num(&p, 3, after);
-    p.v[4] = pgbank_strategy_name(op->strategy);
-    p.v[5] = op->key;
-    return pgbank__conn_send(c, SQL_JOURNAL, p.v);
-}
-
 /* The outcome recorded under the operation's key: a stable code (sql.h)
  * and the balances, from which a replay rebuilds its result and message. */
 static int send_key_set(pgbank__conn *c, const pgbank_op *op, int outcome, int64_t bal,
@@ -108,36 +95,44 @@ static int send_key_set(pgbank__conn *c, const pgbank_op *op, int outcome, int64
     return pgbank__conn_send(c, SQL_KEY_SET, p.v);
 }
 
-/* The read-modify-write's write: every row in id order, its journal rows,
- * the key's record, COMMIT. */
+/* One row's write of a read-modify-write: the absolute value computed in
+ * the client, and (with the journal) the signed amount the operation meant
+ * to move. */
+static int send_set(pgbank__conn *c, const pgbank_op *op, int64_t account, int64_t value,
+                    const char *what, int64_t meant)
+{
+    params p;
+    num(&p, 0, account);
+    num(&p, 1, value);
+    if (!c->eng->journal)
+        return pgbank__conn_send(c, SQL_SET_BALANCE, p.v);
+    p.v[2] = what;
+    num(&p, 3, meant);
+    p.v[4] = pgbank_strategy_name(op->strategy);
+    p.v[5] = op->key;
+    return pgbank__conn_send(c, SQL_SET_BALANCE_J, p.v);
+}
+
+/* The read-modify-write's write: every row in id order, the key's record,
+ * COMMIT.  The unsafe strategies journal the amount they meant to move. */
 static int send_write(pgbank__conn *c, pgbank_op *op)
 {
-    pgbank_engine *eng = c->eng;
-    params p;
     int rc;
     int64_t a = new_from(op);
     if (op->kind == PGBANK_OP_TRANSFER) {
         int64_t b = new_to(op);
-        int from_first = op->account < op->to_account;
-        num(&p, 0, from_first ? op->account : op->to_account);
-        num(&p, 1, from_first ? a : b);
-        num(&p, 2, from_first ? op->to_account : op->account);
-        num(&p, 3, from_first ? b : a);
-        rc = pgbank__conn_send(c, SQL_SET_BALANCE, p.v);
-        if (rc == 0)
-            rc = pgbank__conn_send(c, SQL_SET_BALANCE, p.v + 2);
-        if (rc == 0 && eng->journal)
-            rc = send_journal(c, op, op->account, "transfer out", -op->amount, a);
-        if (rc == 0 && eng->journal)
-            rc = send_journal(c, op, op->to_account, "transfer in", op->amount, b);
+        if (op->account < op->to_account) {
+            rc = send_set(c, op, op->account, a, "transfer out", -op->amount);
+            if (rc == 0)
+                rc = send_set(c, op, op->to_account, b, "transfer in", op->amount);
+        } else {
+            rc = send_set(c, op, op->to_account, b, "transfer in", op->amount);
+            if (rc == 0)
+                rc = send_set(c, op, op->account, a, "transfer out", -op->amount);
+        }
     } else {
-        num(&p, 0, op->account);
-        num(&p, 1, a);
-        rc = pgbank__conn_send(c, SQL_SET_BALANCE, p.v);
-        /* The unsafe strategies journal the amount they meant to move. */
-        if (rc == 0 && eng->journal)
-            rc = send_journal(c, op, op->account, kind_name(op->kind),
-                              op->kind == PGBANK_OP_DEPOSIT ? op->amount : -op->amount, a);
+        rc = send_set(c, op, op->account, a, kind_name(op->kind),
+                      op->kind == PGBANK_OP_DEPOSIT ? op->amount : -op->amount);
     }
     if (rc == 0 && op->key)
         rc = send_key_set(c, op, OUTCOME_OK, a, op->kind == PGBANK_OP_TRANSFER ? new_to(op) : 0);

@@ -19,6 +19,7 @@ typedef struct pgbank__init {
     const pgbank_schema_options *opt;
     char schema[140];       /* current_schema(), as an identifier ("x" quoted when needed) */
     char accounts_lit[300]; /* '<schema>.accounts' as a string literal, for regclass text */
+    char seq_lit[320];      /* '<schema>.pgbank_journal_seq', the same */
     int64_t balance_max;    /* the balance column's largest value */
     int journal;            /* the journal and the keys exist (or are being made) */
 } pgbank__init;
@@ -27,11 +28,8 @@ typedef struct pgbank__init {
 int pgbank__init_run(pgbank__init *x, const char *sql, int nparams, const char *const *params,
                      PGresult **out);
 
-/* A statement from a template: "@S" becomes the schema's identifier, "@ACC"
- * the accounts table's qualified name as a string literal, "@MAX"
- * the balance column's maximum, "@CAP" the batch cap, "@O_<NAME>" an outcome
- * code (sql.h), and "@J{ ... @J}" is kept only where the journal exists.
- * Runs it like pgbank__init_run(); the second form takes no parameters and
+/* A statement from a template (schema_sql.c says what its placeholders
+ * become).  Runs it like pgbank__init_run(); the second form takes no parameters and
  * returns nothing. */
 int pgbank__init_exec(pgbank__init *x, const char *tmpl, int nparams, const char *const *params,
                       PGresult **out);
@@ -42,6 +40,14 @@ int pgbank__init_run_template(pgbank__init *x, const char *tmpl);
  * EXECUTE revoked from PUBLIC. */
 int pgbank__init_functions(pgbank__init *x);
 
+/* schema_fn.c: the server-side code's templates. */
+extern const char pgbank__fn_batch[];
+extern const char pgbank__fn_batch_one[];
+extern const char pgbank__fn_keyed[];
+extern const char pgbank__fn_external[];
+extern const char *const pgbank__external_triggers[]; /* NULL-terminated */
+extern const char pgbank__journal_view[];
+extern const char *const pgbank__obsolete_functions[]; /* NULL-terminated */
 /* The functions an application role is granted (NULL-terminated
  * signatures, for GRANT EXECUTE ON FUNCTION @S.<signature>). */
 extern const char *const pgbank__app_functions[];

@@ -16,8 +16,13 @@
  * that is always true, evaluated on the row being changed. */
 #define OWN " AND set_config('pgbank.own', 'on', true) = 'on'"
 
-#define JOURNAL_INSERT                                                                 \
-    "INSERT INTO pgbank_journal (account, op, amount, balance_after, strategy, key) "
+/* The journal is a chain per account (schema 5): the changed row takes
+ * the next journal number as its newest (jseq) and keeps its previous one
+ * (jprev, set from the row being updated, so it is right even when the
+ * UPDATE waited for a concurrent one); the journal row links the two. */
+#define CHAIN ", jseq = nextval('pgbank_journal_seq'), jprev = jseq"
+#define JOURNAL_INSERT                                                                             \
+    "INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy, key) "
 
 const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_BEGIN] = {"pgbank_begin", "BEGIN", 0, 0},
@@ -28,17 +33,20 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_SAVEPOINT] = {"pgbank_savepoint", "SAVEPOINT pgbank_work", 0, 0},
     [SQL_ROLLBACK_TO_SAVEPOINT] = {"pgbank_rollback_to", "ROLLBACK TO SAVEPOINT pgbank_work", 0,
                                    0},
-    /* balance type, id type, whether id has a default, whether the journal
-     * and the keys (schema 4: outcome codes) exist, whether the batch
-     * functions exist, whether pgbank_keyed() does.  An older schema works
-     * without them until `pgbank init` upgrades it.  No row: the accounts
-     * table is missing. */
+    /* balance type, id type, whether id has a default, the journal's shape
+     * (0 none: the seed's table without init; 1 schema 5's chain, with the
+     * keys' outcome codes; 2 an older one, which `pgbank init` upgrades),
+     * whether the batch functions exist, whether pgbank_keyed() does.  No
+     * row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
-                   " to_regclass('pgbank_journal') IS NOT NULL"
-                   " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
-                   "'pgbank_keys') AND attname = 'outcome' AND NOT attisdropped),"
+                   " CASE WHEN to_regclass('pgbank_journal') IS NULL THEN 0"
+                   " WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
+                   " to_regclass('pgbank_journal') AND attname = 'prev' AND NOT attisdropped)"
+                   " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
+                   " to_regclass('pgbank_keys') AND attname = 'outcome' AND NOT attisdropped)"
+                   " THEN 1 ELSE 2 END,"
                    " to_regprocedure('pgbank_batch(smallint[],bigint[],bigint[],bigint[])')"
                    " IS NOT NULL"
                    " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint)') IS NOT NULL,"
@@ -80,25 +88,35 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                              1, 0},
     /* $1 id, $2 amount, $3 journal op, $4 key, $5 strategy */
     [SQL_DEBIT_J] = {"pgbank_debit_j",
-                     "WITH u AS (UPDATE accounts SET balance = balance - $2"
-                     " WHERE id = $1 AND balance >= $2" OWN " RETURNING id, balance) " JOURNAL_INSERT
-                     "SELECT id, $3::text, -$2::bigint, balance, $5::text, $4::text FROM u"
-                     " RETURNING balance_after",
+                     "WITH u AS (UPDATE accounts SET balance = balance - $2" CHAIN
+                     " WHERE id = $1 AND balance >= $2" OWN
+                     " RETURNING id, balance, jseq, jprev) " JOURNAL_INSERT
+                     "SELECT jseq, id, jprev, $3::text, -$2::bigint, balance, $5::text, $4::text"
+                     " FROM u RETURNING balance_after",
                      5, SQL_NEEDS_JOURNAL},
     [SQL_CREDIT_J] = {"pgbank_credit_j",
-                      "WITH u AS (UPDATE accounts SET balance = balance + $2"
-                      " WHERE id = $1" OWN " RETURNING id, balance) " JOURNAL_INSERT
-                      "SELECT id, $3::text, $2::bigint, balance, $5::text, $4::text FROM u"
-                      " RETURNING balance_after",
+                      "WITH u AS (UPDATE accounts SET balance = balance + $2" CHAIN
+                      " WHERE id = $1" OWN " RETURNING id, balance, jseq, jprev) " JOURNAL_INSERT
+                      "SELECT jseq, id, jprev, $3::text, $2::bigint, balance, $5::text, $4::text"
+                      " FROM u RETURNING balance_after",
                       5, SQL_NEEDS_JOURNAL},
+    /* The read-modify-write strategies' write: the absolute value computed
+     * in the client, journaled with the amount the operation meant to move
+     * (so the audit shows what an unsafe strategy lost).  $1 id, $2 new
+     * balance, $3 journal op, $4 signed amount meant, $5 strategy, $6 key */
+    [SQL_SET_BALANCE_J] = {"pgbank_set_balance_j",
+                           "WITH u AS (UPDATE accounts SET balance = $2" CHAIN " WHERE id = $1" OWN
+                           " RETURNING id, balance, jseq, jprev) " JOURNAL_INSERT
+                           "SELECT jseq, id, jprev, $3::text, $4::bigint, balance, $5::text,"
+                           " $6::text FROM u",
+                           6, SQL_NEEDS_JOURNAL},
     [SQL_OPEN_J] = {"pgbank_open_j",
-                    "WITH a AS (INSERT INTO accounts (balance) SELECT $1 WHERE true" OWN
-                    " RETURNING id, balance) "
-                    JOURNAL_INSERT "SELECT id, 'open', balance, balance, NULL, NULL FROM a"
+                    "WITH a AS (INSERT INTO accounts (balance, jseq)"
+                    " SELECT $1, nextval('pgbank_journal_seq') WHERE true" OWN
+                    " RETURNING id, balance, jseq) " JOURNAL_INSERT
+                    "SELECT jseq, id, NULL, 'open', balance, balance, NULL, NULL FROM a"
                     " RETURNING account",
                     1, SQL_NEEDS_JOURNAL},
-    /* $1 account, $2 op, $3 signed amount, $4 balance after, $5 strategy, $6 key */
-    [SQL_JOURNAL] = {"pgbank_journal", JOURNAL_INSERT "VALUES ($1, $2, $3, $4, $5, $6)", 6, SQL_NEEDS_JOURNAL},
     /* $1 key, $2 op, $3 account, $4 to_account, $5 amount */
     [SQL_KEY_CLAIM] = {"pgbank_key_claim",
                        "INSERT INTO pgbank_keys (key, op, account, to_account, amount)"

@@ -51,7 +51,7 @@ typedef enum pgbank__sql_id {
     SQL_DEBIT_J,
     SQL_CREDIT_J,
     SQL_OPEN_J,
-    SQL_JOURNAL,
+    SQL_SET_BALANCE_J, /* the read-modify-write's write, journaled */
     SQL_KEY_CLAIM, /* idempotency: claim a key, or find it taken */
     SQL_KEY_READ,
     SQL_KEY_SET,

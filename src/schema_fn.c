@@ -1,0 +1,415 @@
+/*
+ * schema_fn.c - the text of pgbank's server-side code (templates rendered by
+ * schema_sql.c): the functions that move money for the batch strategy and
+ * for an application role, and the triggers that journal every balance
+ * change made outside pgbank.
+ *
+ * Written for a hostile caller (docs/SECURITY.md):
+ *   - SECURITY DEFINER with `search_path = pg_catalog, pg_temp`: built-ins
+ *     resolve in pg_catalog, never to a look-alike planted in a schema the
+ *     caller may CREATE in, functions are never looked up in pg_temp, and
+ *     every table and sequence is schema-qualified (@S, @SEQ, @ACC);
+ *   - every argument validated in SQL before anything changes: NULLs,
+ *     kinds, amounts (from 1 to the balance column's maximum, @MAX, derived
+ *     from the column's type when init runs, never taken from the caller),
+ *     array shape (one dimension, starting at 1, equal lengths) and size
+ *     (@CAP); a refused call raises invalid_parameter_value (22023) or
+ *     program_limit_exceeded (54000) and changes nothing;
+ *   - a refusal's balance is NULL for a caller that may not read balances.
+ *
+ * The journal (schema 5) is a chain per account: accounts.jseq names the
+ * account's newest journal row and every row names the one before it
+ * (prev), so `history` walks the chain through the primary key and no
+ * per-account index has to be kept (that index's random inserts cost more
+ * than the rest of the journal).  A batch writes one journal row per
+ * account it changed: one operation in the row's own columns, several in
+ * op_kinds/op_amounts (in order; the row's amount is their sum, its
+ * balance_after the balance after the last), so a hot account takes one
+ * journal row per batch, not one per withdrawal.
+ *
+ * pgbank's own writes mark their transaction (set_config('pgbank.own',
+ * 'on', true)); a write without the mark is somebody else's, and the
+ * triggers journal it as op 'external' with the session's role and
+ * application_name.
+ */
+#include "schema.h"
+
+/* A caller that may not read the balances (the application role) does not
+ * learn them from refusals either.  session_user: inside a SECURITY
+ * DEFINER function current_user is the owner. */
+#define MAY_READ "has_table_privilege(session_user, @ACC, 'SELECT')"
+
+#define OWN "PERFORM set_config('pgbank.own', 'on', true);\n"
+
+/* The journal's kinds of operation, in op_kinds. */
+#define JOURNAL_OP_NAME(k)                                                                         \
+    "CASE " k " WHEN 0 THEN 'withdraw' WHEN 1 THEN 'deposit' WHEN 2 THEN 'transfer out'"          \
+    " ELSE 'transfer in' END"
+
+/* The batch: locks every account of the batch in id order, then computes
+ * each operation's result as if they ran one by one in arrival order (a
+ * refusal never affects another operation).  Fast path: when no operation
+ * is refused, that result is each account's running sum, computed
+ * set-based; else a loop over the balances held in memory.  Then every
+ * changed account is written once, with one journal row. */
+const char pgbank__fn_batch[] =
+    "CREATE OR REPLACE FUNCTION @S.pgbank_batch(kinds smallint[], ids bigint[],"
+    " to_ids bigint[], amounts bigint[],"
+    " OUT status smallint[], OUT bal bigint[], OUT to_bal bigint[])\n"
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE\n"
+    "  n int; fast boolean;\n"
+    "  acc bigint[]; cur bigint[]; js bigint[]; ai int[]; ti int[];\n"
+    "  i int; a int; t int; amt bigint; k smallint;\n"
+    "BEGIN\n"
+    "  IF kinds IS NULL OR ids IS NULL OR to_ids IS NULL OR amounts IS NULL THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch: no argument may be NULL'\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  n := cardinality(ids);\n"
+    "  IF cardinality(kinds) <> n OR cardinality(to_ids) <> n OR cardinality(amounts) <> n THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch: the four arrays must have the same length'\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF n > @CAP THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch: at most @CAP operations per call, got %', n\n"
+    "      USING ERRCODE = 'program_limit_exceeded';\n"
+    "  END IF;\n"
+    "  IF n = 0 THEN\n"
+    "    status := '{}'; bal := '{}'; to_bal := '{}'; RETURN;\n"
+    "  END IF;\n"
+    "  IF array_ndims(kinds) <> 1 OR array_ndims(ids) <> 1 OR array_ndims(to_ids) <> 1\n"
+    "     OR array_ndims(amounts) <> 1 OR array_lower(kinds, 1) <> 1 OR array_lower(ids, 1) <> 1\n"
+    "     OR array_lower(to_ids, 1) <> 1 OR array_lower(amounts, 1) <> 1 THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch: the arrays must be one-dimensional and start at 1'\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  SELECT min(u.o) INTO i FROM unnest(kinds, ids, to_ids, amounts) WITH ORDINALITY"
+    " u(k, a, t, m, o)\n"
+    "   WHERE u.k IS NULL OR u.k < 0 OR u.k > 2 OR u.a IS NULL OR u.m IS NULL OR u.m <= 0"
+    " OR u.m > @MAX OR (u.k = 2) <> (u.t IS NOT NULL) OR u.t = u.a;\n"
+    "  IF i IS NOT NULL THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch: operation % (kind %, account %, destination %, amount %)"
+    " is not one pgbank can run: kinds are 0 withdraw, 1 deposit, 2 transfer; amounts from 1"
+    " to @MAX; only a transfer has a destination, other than its source',"
+    " i, kinds[i], ids[i], to_ids[i], amounts[i] USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  " OWN
+    "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
+    "         coalesce(array_agg(s.balance ORDER BY s.id), '{}')"
+    "@J{, coalesce(array_agg(s.jseq ORDER BY s.id), '{}')@J}"
+    " INTO acc, cur@J{, js@J}\n"
+    "    FROM (SELECT x.id, x.balance@J{, x.jseq@J} FROM @S.accounts x"
+    " WHERE x.id = ANY (ids || to_ids) ORDER BY x.id FOR UPDATE) s;\n"
+    "  WITH o AS (SELECT * FROM unnest(kinds, ids, to_ids, amounts) WITH ORDINALITY"
+    " u(k, a, t, m, ord)),\n"
+    "  d AS (SELECT o.ord, 0 AS side, o.a AS id,"
+    " CASE WHEN o.k = 1 THEN o.m ELSE -o.m END AS delta FROM o\n"
+    "        UNION ALL SELECT o.ord, 1, o.t, o.m FROM o WHERE o.k = 2),\n"
+    "  p AS (SELECT d.ord, d.side, l.id IS NOT NULL AS known,\n"
+    "               l.b + sum(d.delta) OVER (PARTITION BY d.id ORDER BY d.ord, d.side) AS after\n"
+    "          FROM d LEFT JOIN unnest(acc, cur) l(id, b) ON l.id = d.id),\n"
+    "  r AS (SELECT p.ord, bool_and(p.known AND p.after BETWEEN 0 AND @MAX) AS ok,\n"
+    "               max(p.after) FILTER (WHERE p.side = 0) AS b,"
+    " max(p.after) FILTER (WHERE p.side = 1) AS tb FROM p GROUP BY p.ord)\n"
+    "  SELECT bool_and(r.ok), array_agg(CASE WHEN r.ok THEN r.b::bigint END ORDER BY r.ord),"
+    " array_agg(CASE WHEN r.ok THEN r.tb::bigint END ORDER BY r.ord)"
+    " INTO fast, bal, to_bal FROM r;\n"
+    "  IF fast THEN\n"
+    "    status := array_fill(@O_OK::smallint, ARRAY[n]);\n"
+    "  ELSE\n"
+    "    SELECT array_agg(p.pos::int ORDER BY o.ord), array_agg(q.pos::int ORDER BY o.ord)"
+    "      INTO ai, ti\n"
+    "      FROM unnest(ids, to_ids) WITH ORDINALITY o(id, to_id, ord)\n"
+    "      LEFT JOIN unnest(acc) WITH ORDINALITY p(id, pos) ON p.id = o.id\n"
+    "      LEFT JOIN unnest(acc) WITH ORDINALITY q(id, pos) ON q.id = o.to_id;\n"
+    "    status := array_fill(@O_OK::smallint, ARRAY[n]);\n"
+    "    bal := array_fill(NULL::bigint, ARRAY[n]);\n"
+    "    to_bal := bal;\n"
+    "    FOR i IN 1 .. n LOOP\n"
+    "      a := ai[i]; amt := amounts[i]; k := kinds[i];\n"
+    "      IF a IS NULL THEN\n"
+    "        status[i] := @O_NO_SUCH_ACCOUNT;\n"
+    "      ELSIF k = 0 THEN\n"
+    "        IF cur[a] >= amt THEN cur[a] := cur[a] - amt;"
+    " ELSE status[i] := @O_INSUFFICIENT_FUNDS; END IF;\n"
+    "        bal[i] := cur[a];\n"
+    "      ELSIF k = 1 THEN\n"
+    "        IF cur[a] > @MAX - amt THEN status[i] := @O_OVERFLOW;"
+    " ELSE cur[a] := cur[a] + amt; END IF;\n"
+    "        bal[i] := cur[a];\n"
+    "      ELSE\n"
+    "        t := ti[i];\n"
+    "        IF t IS NULL THEN status[i] := @O_NO_SUCH_DESTINATION;\n"
+    "        ELSIF cur[a] < amt THEN status[i] := @O_INSUFFICIENT_FUNDS; bal[i] := cur[a];\n"
+    "        ELSIF cur[t] > @MAX - amt THEN status[i] := @O_OVERFLOW;\n"
+    "        ELSE cur[a] := cur[a] - amt; cur[t] := cur[t] + amt;"
+    " bal[i] := cur[a]; to_bal[i] := cur[t];\n"
+    "        END IF;\n"
+    "      END IF;\n"
+    "    END LOOP;\n"
+    "  END IF;\n"
+    /* Every changed account once: its final balance, and one journal row
+     * holding its operations of this batch, chained to its previous row. */
+    "  WITH o AS (SELECT * FROM unnest(kinds, ids, to_ids, amounts, status, bal, to_bal)"
+    " WITH ORDINALITY u(k, a, t, m, st, b, tb, ord) WHERE u.st = @O_OK),\n"
+    "  d AS (SELECT o.ord, 0 AS side, o.a AS id, CASE WHEN o.k = 1 THEN o.m ELSE -o.m END"
+    " AS delta, o.k AS kind, o.b AS after FROM o\n"
+    "        UNION ALL SELECT o.ord, 1, o.t, o.m, 3::smallint, o.tb FROM o WHERE o.k = 2),\n"
+    "  g AS (SELECT d.id, count(*) AS cnt, sum(d.delta)::bigint AS net, min(d.ord) AS first,\n"
+    "               (array_agg(d.after ORDER BY d.ord DESC))[1] AS last,\n"
+    "               array_agg(d.kind ORDER BY d.ord) AS kinds_of,"
+    " array_agg(d.delta ORDER BY d.ord) AS deltas FROM d GROUP BY d.id)"
+    "@J{,\n"
+    "  s AS MATERIALIZED (SELECT g.*, j.prev, nextval(@SEQ) AS seq FROM g"
+    " JOIN unnest(acc, js) j(id, prev) ON j.id = g.id ORDER BY g.first),\n"
+    "  w AS (INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
+    " strategy, op_kinds, op_amounts)\n"
+    "        SELECT s.seq, s.id, s.prev, CASE WHEN s.cnt > 1 THEN 'batch' ELSE "
+    JOURNAL_OP_NAME("s.kinds_of[1]") " END, s.net, s.last, 'batch',"
+    " CASE WHEN s.cnt > 1 THEN s.kinds_of END, CASE WHEN s.cnt > 1 THEN s.deltas END FROM s)\n"
+    "  UPDATE @S.accounts x SET balance = s.last, jseq = s.seq FROM s WHERE x.id = s.id;\n"
+    "@J}"
+    "@N{\n  UPDATE @S.accounts x SET balance = g.last FROM g WHERE x.id = g.id;\n@N}"
+    "  IF NOT " MAY_READ " THEN\n"
+    "    FOR i IN 1 .. n LOOP\n"
+    "      IF status[i] <> @O_OK THEN bal[i] := NULL; to_bal[i] := NULL; END IF;\n"
+    "    END LOOP;\n"
+    "  END IF;\n"
+    "END\n"
+    "$f$";
+
+/* One guarded change of one account, journaled (used by the functions
+ * below): p_delta < 0 a debit that needs the funds, > 0 a credit that must
+ * fit; sets bal, and the row's journal entry with op `what`. */
+#define GUARDED_CHANGE(cond, sign, what, key)                                                      \
+    "    UPDATE @S.accounts x SET balance = x.balance " sign " p_amount"                           \
+    "@J{, jseq = nextval(@SEQ), jprev = x.jseq@J}"                                                 \
+    " WHERE x.id = p_id AND " cond " RETURNING x.balance@J{, x.jseq, x.jprev@J}"                  \
+    " INTO bal@J{, s, pv@J};\n"                                                                    \
+    "    IF FOUND THEN\n"                                                                          \
+    "@J{      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"       \
+    " strategy, key) VALUES (s, p_id, pv, '" what "', " sign "p_amount, bal, 'batch', " key        \
+    ");\n@J}"
+
+/* A batch of one withdrawal or deposit: the guarded UPDATE and its journal
+ * row, without the arrays' fixed cost, so a quiet system answers as fast as
+ * the atomic strategy. */
+const char pgbank__fn_batch_one[] =
+    "CREATE OR REPLACE FUNCTION @S.pgbank_batch_one(p_kind smallint, p_id bigint,"
+    " p_amount bigint, OUT status smallint, OUT bal bigint)\n"
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE s bigint; pv bigint;\n"
+    "BEGIN\n"
+    "  IF p_kind IS NULL OR p_kind < 0 OR p_kind > 1 OR p_id IS NULL THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch_one: kind must be 0 (withdraw) or 1 (deposit) and the"
+    " account given, got kind %', p_kind USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF p_amount IS NULL OR p_amount <= 0 OR p_amount > @MAX THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch_one: the amount must be from 1 to @MAX, got %', p_amount\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  " OWN
+    "  IF p_kind = 0 THEN\n"
+    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "NULL")
+    "      status := @O_OK; RETURN;\n"
+    "    END IF;\n"
+    "  ELSE\n"
+    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "NULL")
+    "      status := @O_OK; RETURN;\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  SELECT x.balance INTO bal FROM @S.accounts x WHERE x.id = p_id;\n"
+    "  status := CASE WHEN NOT FOUND THEN @O_NO_SUCH_ACCOUNT"
+    " WHEN p_kind = 0 THEN @O_INSUFFICIENT_FUNDS ELSE @O_OVERFLOW END;\n"
+    "  IF NOT " MAY_READ " THEN bal := NULL; END IF;\n"
+    "END\n"
+    "$f$";
+
+/* One keyed operation, exactly once, in the caller's transaction: claim the
+ * key (a concurrent claimant waits for this one to commit), apply the
+ * operation with guarded statements (a transfer locks its two rows one at a
+ * time in id order: no deadlock, and no multi-row FOR UPDATE), and record
+ * the outcome under the key, refusals included.  A key seen before returns
+ * its recorded outcome (replayed), or OUTCOME_CONFLICT when its parameters
+ * differ.  This is how an application role, which has no right on the
+ * tables, makes keyed requests. */
+const char pgbank__fn_keyed[] =
+    "CREATE OR REPLACE FUNCTION @S.pgbank_keyed(p_kind smallint, p_id bigint, p_to bigint,"
+    " p_amount bigint, p_key text,"
+    " OUT status smallint, OUT bal bigint, OUT to_bal bigint, OUT replayed boolean)\n"
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE\n"
+    "  opname text; r record; lo bigint; hi bigint; b_lo bigint; b_hi bigint;"
+    " src bigint; dst bigint; s bigint; pv bigint;\n"
+    "BEGIN\n"
+    "  IF p_kind IS NULL OR p_kind < 0 OR p_kind > 2 OR p_id IS NULL THEN\n"
+    "    RAISE EXCEPTION 'pgbank_keyed: unknown kind % or no account"
+    " (kinds: 0 withdraw, 1 deposit, 2 transfer)', p_kind"
+    " USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF p_amount IS NULL OR p_amount <= 0 OR p_amount > @MAX THEN\n"
+    "    RAISE EXCEPTION 'pgbank_keyed: the amount must be from 1 to @MAX, got %', p_amount\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF (p_kind = 2) <> (p_to IS NOT NULL) OR p_to = p_id THEN\n"
+    "    RAISE EXCEPTION 'pgbank_keyed: only a transfer has a destination, and it must differ"
+    " from the source' USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF p_key IS NULL OR octet_length(p_key) < 1 OR octet_length(p_key) > 200 THEN\n"
+    "    RAISE EXCEPTION 'pgbank_keyed: an idempotency key must be 1 to 200 bytes'\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  opname := CASE WHEN p_kind = 0 THEN 'withdraw' WHEN p_kind = 1 THEN 'deposit'"
+    " ELSE 'transfer' END;\n"
+    "  replayed := false;\n"
+    "  " OWN
+    "  INSERT INTO @S.pgbank_keys (key, op, account, to_account, amount)\n"
+    "  VALUES (p_key, opname, p_id, p_to, p_amount) ON CONFLICT (key) DO NOTHING;\n"
+    "  IF NOT FOUND THEN\n"
+    "    SELECT k.op, k.account, k.to_account, k.amount, k.outcome, k.balance, k.to_balance"
+    "      INTO r FROM @S.pgbank_keys k WHERE k.key = p_key;\n"
+    "    IF r.op <> opname OR r.account <> p_id OR r.to_account IS DISTINCT FROM p_to"
+    "       OR r.amount <> p_amount THEN\n"
+    "      status := @O_CONFLICT;\n"
+    "      RETURN;\n"
+    "    END IF;\n"
+    "    status := r.outcome; bal := r.balance; to_bal := r.to_balance; replayed := true;\n"
+    "    IF status <> @O_OK AND NOT " MAY_READ " THEN bal := NULL; to_bal := NULL; END IF;\n"
+    "    RETURN;\n"
+    "  END IF;\n"
+    "  IF p_kind = 0 THEN\n"
+    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "p_key")
+    "      status := @O_OK;\n"
+    "    ELSE\n"
+    "      SELECT x.balance INTO bal FROM @S.accounts x WHERE x.id = p_id;\n"
+    "      status := CASE WHEN FOUND THEN @O_INSUFFICIENT_FUNDS ELSE @O_NO_SUCH_ACCOUNT END;\n"
+    "    END IF;\n"
+    "  ELSIF p_kind = 1 THEN\n"
+    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "p_key")
+    "      status := @O_OK;\n"
+    "    ELSE\n"
+    "      PERFORM 1 FROM @S.accounts x WHERE x.id = p_id;\n"
+    "      status := CASE WHEN FOUND THEN @O_OVERFLOW ELSE @O_NO_SUCH_ACCOUNT END;\n"
+    "    END IF;\n"
+    "  ELSE\n"
+    "    lo := least(p_id, p_to); hi := greatest(p_id, p_to);\n"
+    "    SELECT x.balance INTO b_lo FROM @S.accounts x WHERE x.id = lo FOR UPDATE;\n"
+    "    SELECT x.balance INTO b_hi FROM @S.accounts x WHERE x.id = hi FOR UPDATE;\n"
+    "    src := CASE WHEN lo = p_id THEN b_lo ELSE b_hi END;\n"
+    "    dst := CASE WHEN lo = p_id THEN b_hi ELSE b_lo END;\n"
+    "    IF src IS NULL THEN status := @O_NO_SUCH_ACCOUNT;\n"
+    "    ELSIF dst IS NULL THEN status := @O_NO_SUCH_DESTINATION;\n"
+    "    ELSIF src < p_amount THEN status := @O_INSUFFICIENT_FUNDS; bal := src;\n"
+    "    ELSIF dst > @MAX - p_amount THEN status := @O_OVERFLOW;\n"
+    "    ELSE\n"
+    "      UPDATE @S.accounts x SET balance = x.balance - p_amount,"
+    " jseq = nextval(@SEQ), jprev = x.jseq WHERE x.id = p_id"
+    " RETURNING x.balance, x.jseq, x.jprev INTO bal, s, pv;\n"
+    "      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
+    " strategy, key) VALUES (s, p_id, pv, 'transfer out', -p_amount, bal, 'batch', p_key);\n"
+    "      UPDATE @S.accounts x SET balance = x.balance + p_amount,"
+    " jseq = nextval(@SEQ), jprev = x.jseq WHERE x.id = p_to"
+    " RETURNING x.balance, x.jseq, x.jprev INTO to_bal, s, pv;\n"
+    "      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
+    " strategy, key) VALUES (s, p_to, pv, 'transfer in', p_amount, to_bal, 'batch', p_key);\n"
+    "      status := @O_OK;\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  UPDATE @S.pgbank_keys k SET outcome = status, balance = bal, to_balance = to_bal"
+    "   WHERE k.key = p_key;\n"
+    "  IF status <> @O_OK AND NOT " MAY_READ " THEN bal := NULL; to_bal := NULL; END IF;\n"
+    "END\n"
+    "$f$";
+
+/* Changes made outside pgbank, journaled by the database.  SECURITY
+ * DEFINER: the writer (the seed's application, say) needs no right on the
+ * journal.  Who made the change: the session's login role and its
+ * application_name.  The accounts still there get their chain's new head;
+ * that UPDATE is marked as pgbank's (not journaled again), and the mark is
+ * put back as it was, so the writer's next statement is journaled too. */
+#define EXTERNAL_ROWS(from, id, delta, after, prev)                                                \
+    "    WITH c AS (SELECT " id " AS id, " delta " AS delta, " after " AS after, " prev            \
+    " AS prev FROM " from "),\n"                                                                   \
+    "    s AS MATERIALIZED (SELECT c.*, nextval(@SEQ) AS seq FROM c ORDER BY c.id),\n"            \
+    "    w AS (INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"     \
+    " db_role, application) SELECT s.seq, s.id, s.prev, 'external', s.delta, s.after,"           \
+    " session_user, current_setting('application_name') FROM s)\n"
+
+const char pgbank__fn_external[] =
+    "CREATE OR REPLACE FUNCTION @S.pgbank_external() RETURNS trigger\n"
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE was text := current_setting('pgbank.own', true); cnt bigint;\n"
+    "BEGIN\n"
+    "  PERFORM set_config('pgbank.own', 'on', true);\n"
+    "  IF TG_OP = 'UPDATE' THEN\n"
+    EXTERNAL_ROWS("pgbank_new n FULL JOIN pgbank_old o ON o.id = n.id"
+                  " WHERE n.balance IS DISTINCT FROM o.balance",
+                  "coalesce(n.id, o.id)", "coalesce(n.balance, 0) - coalesce(o.balance, 0)",
+                  "coalesce(n.balance, 0)", "coalesce(n.jseq, o.jseq)")
+    "    UPDATE @S.accounts x SET jseq = s.seq FROM s WHERE x.id = s.id;\n"
+    "  ELSIF TG_OP = 'INSERT' THEN\n"
+    EXTERNAL_ROWS("pgbank_new n", "n.id", "n.balance", "n.balance", "NULL::bigint")
+    "    UPDATE @S.accounts x SET jseq = s.seq FROM s WHERE x.id = s.id;\n"
+    "  ELSIF TG_OP = 'DELETE' THEN\n"
+    EXTERNAL_ROWS("pgbank_old o", "o.id", "-o.balance", "0", "o.jseq")
+    "    SELECT count(*) INTO cnt FROM s;\n"
+    "  ELSE\n"
+    EXTERNAL_ROWS("@S.accounts x", "x.id", "-x.balance", "0", "x.jseq")
+    "    SELECT count(*) INTO cnt FROM s;\n"
+    "  END IF;\n"
+    "  PERFORM set_config('pgbank.own', coalesce(was, ''), true);\n"
+    "  RETURN NULL;\n"
+    "END\n"
+    "$f$";
+
+/* One trigger per event: transition tables allow only one.  pgbank's own
+ * statements (marked) skip the function call entirely. */
+#define NOT_PGBANK " WHEN (pg_catalog.current_setting('pgbank.own', true) IS DISTINCT FROM 'on')"
+const char *const pgbank__external_triggers[] = {
+    "DROP TRIGGER IF EXISTS pgbank_external_update ON @S.accounts",
+    "CREATE TRIGGER pgbank_external_update AFTER UPDATE ON @S.accounts"
+    " REFERENCING OLD TABLE AS pgbank_old NEW TABLE AS pgbank_new FOR EACH STATEMENT" NOT_PGBANK
+    " EXECUTE FUNCTION @S.pgbank_external()",
+    "DROP TRIGGER IF EXISTS pgbank_external_insert ON @S.accounts",
+    "CREATE TRIGGER pgbank_external_insert AFTER INSERT ON @S.accounts"
+    " REFERENCING NEW TABLE AS pgbank_new FOR EACH STATEMENT" NOT_PGBANK
+    " EXECUTE FUNCTION @S.pgbank_external()",
+    "DROP TRIGGER IF EXISTS pgbank_external_delete ON @S.accounts",
+    "CREATE TRIGGER pgbank_external_delete AFTER DELETE ON @S.accounts"
+    " REFERENCING OLD TABLE AS pgbank_old FOR EACH STATEMENT" NOT_PGBANK
+    " EXECUTE FUNCTION @S.pgbank_external()",
+    "DROP TRIGGER IF EXISTS pgbank_external_truncate ON @S.accounts",
+    "CREATE TRIGGER pgbank_external_truncate BEFORE TRUNCATE ON @S.accounts"
+    " FOR EACH STATEMENT" NOT_PGBANK " EXECUTE FUNCTION @S.pgbank_external()",
+    NULL,
+};
+
+/* The journal one operation per row, as its readers want it: a row holding
+ * several operations of one batch gives one entry each (part 1, 2, ...),
+ * its balance after computed back from the row's final balance. */
+const char pgbank__journal_view[] =
+    "CREATE OR REPLACE VIEW @S.pgbank_entries AS"
+    " SELECT j.seq, COALESCE(e.i, 1) AS part, j.account, j.prev,"
+    "  CASE WHEN e.i IS NULL THEN j.op ELSE " JOURNAL_OP_NAME("e.kind") " END AS op,"
+    "  COALESCE(e.amt, j.amount) AS amount,"
+    "  j.balance_after - COALESCE(sum(e.amt) OVER (PARTITION BY j.seq ORDER BY e.i DESC"
+    "   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS balance_after,"
+    "  j.strategy, j.key, j.at, j.db_role, j.application"
+    " FROM @S.pgbank_journal j"
+    " LEFT JOIN LATERAL unnest(j.op_kinds, j.op_amounts) WITH ORDINALITY e(kind, amt, i) ON true";
+
+const char *const pgbank__app_functions[] = {
+    "pgbank_batch(smallint[], bigint[], bigint[], bigint[])",
+    "pgbank_batch_one(smallint, bigint, bigint)",
+    "pgbank_keyed(smallint, bigint, bigint, bigint, text)",
+    NULL,
+};
+
+/* Signatures of earlier schema versions, dropped on upgrade (schema 3 took
+ * the balance maximum from the caller). */
+const char *const pgbank__obsolete_functions[] = {
+    "DROP FUNCTION IF EXISTS @S.pgbank_batch(smallint[], bigint[], bigint[], bigint[], bigint)",
+    "DROP FUNCTION IF EXISTS @S.pgbank_batch_one(smallint, bigint, bigint, bigint)",
+    NULL,
+};
