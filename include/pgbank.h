@@ -484,15 +484,32 @@ int pgbank_server_default_dir(char *buf, size_t len);
 
 /* Starts the private server in data_dir (initdb on first use), or reuses it
  * when it runs already; safe when several processes call it at once.  As
- * root the server runs as the unprivileged "postgres" account.  Returns 0,
- * or a negative code with the reason in `err`. */
+ * root the server runs as the unprivileged "postgres" account (or
+ * $PGBANK_SERVER_USER), which owns data_dir and writes every file in it;
+ * the directories above it get an ACL entry for that account alone when it
+ * cannot pass them.  data_dir must be missing, empty or pgbank's, never a
+ * symbolic link, owned by that account (as root) or by the caller, with no
+ * group or other permission bits: anything else is refused, unchanged.
+ * When the installed postgres program changed under a running server (a
+ * package update), the server is restarted once, said on stderr.  Returns
+ * 0, or a negative code (PGBANK_ESERVER for a refused directory) with the
+ * reason and what to do in `err`. */
 int pgbank_server_start(const char *data_dir, char *err, size_t errlen);
 
 /* Stops it (fast shutdown).  Returns 0 also when it was not running. */
 int pgbank_server_stop(const char *data_dir, char *err, size_t errlen);
 
-/* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised. */
+/* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised;
+ * PGBANK_ESERVER for a data directory pgbank refuses (see above). */
 int pgbank_server_status(const char *data_dir);
+
+/* Sends signal `sig` (0 to 64; SIGQUIT is PostgreSQL's immediate stop, a
+ * crash to its clients) to the private server's postmaster, with the
+ * server account's rights only.  pgbank_server_status() turns 0 once the
+ * postmaster has gone; pgbank_server_start() brings it back.  Returns 0,
+ * PGBANK_ENOTFOUND when no server runs in data_dir, PGBANK_EINVAL for a
+ * bad signal, or another negative code, with the reason in `err`. */
+int pgbank_server_kill(const char *data_dir, int sig, char *err, size_t errlen);
 
 /* The libpq connection string (key=value) of the private server. */
 int pgbank_server_conninfo(const char *data_dir, char *buf, size_t len);
