@@ -6,13 +6,12 @@
  * space and a quote on purpose.  Everything is stopped and removed at exit,
  * also after a failure.
  */
-#ifndef _XOPEN_SOURCE
-#define _XOPEN_SOURCE 700 /* nftw */
-#endif
+#include "rmtree.h"
 #include "testlib.h"
 
 #include <errno.h>
-#include <ftw.h>
+#include <signal.h>
+#include <sys/xattr.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <pwd.h>
@@ -25,13 +24,6 @@ static char base[128]; /* mkdtemp'd */
 static char dir[192];  /* base/srv: the data directory under test */
 static char fresh[192]; /* base/fresh: for starts from nothing at once */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)f;
-    return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 static void cleanup(void)
 {
     char err[512];
@@ -41,7 +33,7 @@ static void cleanup(void)
         fprintf(stderr, "cleanup: %s\n", err);
     if (pgbank_server_status(fresh) == 1 && pgbank_server_stop(fresh, err, sizeof err) != 0)
         fprintf(stderr, "cleanup: %s\n", err);
-    if (nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    if (rmtree(base) != 0)
         fprintf(stderr, "cleanup: could not remove %s: %s\n", base, strerror(errno));
     base[0] = '\0';
 }
@@ -190,15 +182,24 @@ static void a_server_starts_from_nothing(void)
     CHECK(stat(p, &st) == 0);
 
     if (geteuid() == 0) {
-        /* Run by the unprivileged account, which was given o+x (and only
-         * that) on the 0700 directory above the data directory. */
+        /* Run by the unprivileged account, which was let through the 0700
+         * directory above the data directory by an ACL entry of its own:
+         * others gain nothing (no o+x). */
         struct passwd *pw = getpwnam(getenv("PGBANK_SERVER_USER") ? getenv("PGBANK_SERVER_USER")
                                                                   : "postgres");
         CHECK(pw != NULL);
         CHECK(stat(dir, &st) == 0 && pw && st.st_uid == pw->pw_uid);
         snprintf(p, sizeof p, "%s/pgdata", dir);
         CHECK(stat(p, &st) == 0 && pw && st.st_uid == pw->pw_uid);
-        CHECK(stat(base, &st) == 0 && (st.st_mode & 0777) == 0701);
+        CHECK(stat(base, &st) == 0 && (st.st_mode & 07) == 0);
+        unsigned char acl[256];
+        ssize_t n = getxattr(base, "system.posix_acl_access", acl, sizeof acl);
+        int entry = 0;
+        for (ssize_t o = 4; pw && o + 8 <= n; o += 8)
+            entry |= acl[o] == 2 && acl[o + 2] == 1 &&
+                     (uid_t)(acl[o + 4] | acl[o + 5] << 8 | acl[o + 6] << 16 |
+                             (uint32_t)acl[o + 7] << 24) == pw->pw_uid;
+        CHECK(entry); /* u:postgres:--x */
     }
 }
 
