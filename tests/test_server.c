@@ -335,6 +335,80 @@ static void a_stale_pid_file_does_not_block_a_start(void)
     CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
 }
 
+/* Waits up to 30 s for the postmaster to be gone (status no longer 1). */
+static int wait_gone(const char *d)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (pgbank_server_status(d) != 1)
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void pgbank_server_kill_crashes_it_and_a_start_brings_it_back(void)
+{
+    char err[1024] = "";
+    CHECK_I64(pgbank_server_start(dir, err, sizeof err), 0);
+    long before = postmaster_pid(dir);
+    CHECK_I64(pgbank_server_kill(dir, 0, err, sizeof err), 0); /* only asks */
+    CHECK_I64(pgbank_server_status(dir), 1);
+    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), 0);
+    CHECK(wait_gone(dir));
+    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
+    CHECK_I64(pgbank_server_start(dir, err, sizeof err), 0);
+    CHECK_I64(pgbank_server_status(dir), 1);
+    CHECK(postmaster_pid(dir) != before);
+
+    CHECK_I64(pgbank_server_kill(dir, -1, err, sizeof err), PGBANK_EINVAL);
+    CHECK_I64(pgbank_server_kill(dir, 65, err, sizeof err), PGBANK_EINVAL);
+    char missing[256];
+    snprintf(missing, sizeof missing, "%s/never-made", base);
+    err[0] = '\0';
+    CHECK_I64(pgbank_server_kill(missing, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
+    CHECK(strstr(err, "no private server") != NULL);
+    CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
+}
+
+/* As root the kill runs with the server account's rights: a postmaster.pid
+ * that account planted, naming one of root's processes, signals nothing. */
+static void a_planted_postmaster_pid_cannot_make_root_kill_its_own_process(void)
+{
+    char err[1024] = "", p[320];
+    if (geteuid() != 0) {
+        printf("  not run: without root there is no one else's process to reach\n");
+        return;
+    }
+    CHECK_I64(pgbank_server_status(dir), 0);
+    pid_t victim = fork();
+    if (victim == 0) {
+        pause();
+        _exit(0);
+    }
+    char pgdata[256];
+    struct stat st;
+    snprintf(pgdata, sizeof pgdata, "%s/pgdata", dir);
+    snprintf(p, sizeof p, "%s/postmaster.pid", pgdata);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "%ld\n", (long)victim);
+        fclose(f);
+    }
+    /* As the server account would have written it. */
+    CHECK(stat(pgdata, &st) == 0 && chown(p, st.st_uid, st.st_gid) == 0);
+    CHECK(pgbank_server_kill(dir, SIGKILL, err, sizeof err) < 0);
+    CHECK(strstr(err, "Operation not permitted") != NULL);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK(waitpid(victim, NULL, WNOHANG) == 0); /* alive */
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    snprintf(p, sizeof p, "%s/pgdata/postmaster.pid", dir);
+    unlink(p);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "/tmp/pgbank test it's XXXXXX");
@@ -355,6 +429,8 @@ int main(void)
     RUN(two_processes_starting_it_at_once_both_succeed);
     RUN(three_processes_starting_from_nothing_make_one_server);
     RUN(a_stale_pid_file_does_not_block_a_start);
+    RUN(pgbank_server_kill_crashes_it_and_a_start_brings_it_back);
+    RUN(a_planted_postmaster_pid_cannot_make_root_kill_its_own_process);
     cleanup();
     TEST_EXIT();
 }
