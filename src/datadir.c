@@ -335,6 +335,8 @@ static int check_existing(pgbank__srv *s, const struct stat *st, const pgbank__r
     if (is_pgbanks(s))
         return 0;
     int empty = is_empty(s->dfd);
+    if (empty != 1 && is_pgbanks(s))
+        return 0; /* its lock file came between the two looks */
     if (empty == 1)
         return create ? 0 : PGBANK_ENOTFOUND;
     if (!create)
@@ -348,8 +350,11 @@ static int check_existing(pgbank__srv *s, const struct stat *st, const pgbank__r
                   todo);
 }
 
-int pgbank__datadir_open(pgbank__srv *s, const pgbank__runas *ra, int create, char *err,
-                         size_t errlen)
+/* One attempt; *retry is set when the refusal may be another pgbank
+ * process creating D this instant (between its mkdir, its fchown and its
+ * lock file). */
+static int open_once(pgbank__srv *s, const pgbank__runas *ra, int create, int *retry, char *err,
+                     size_t errlen)
 {
     const int dflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int made = 0;
@@ -405,10 +410,24 @@ int pgbank__datadir_open(pgbank__srv *s, const pgbank__runas *ra, int create, ch
                                 s->dir, ra->name, strerror(errno));
         return 0;
     }
+    *retry = st.st_uid == geteuid() || is_pgbanks(s) == 0;
     int rc = check_existing(s, &st, ra, create, err, errlen);
     if (rc)
         pgbank__srv_close(s);
     return rc;
+}
+
+int pgbank__datadir_open(pgbank__srv *s, const pgbank__runas *ra, int create, char *err,
+                         size_t errlen)
+{
+    for (int tries = 0;; tries++) {
+        int retry = 0;
+        int rc = open_once(s, ra, create, &retry, err, errlen);
+        if (rc != PGBANK_ESERVER || !retry || tries >= 25)
+            return rc;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int pgbank__datadir_lock(pgbank__srv *s, const pgbank__runas *ra, char *err, size_t errlen)
