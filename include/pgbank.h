@@ -504,9 +504,11 @@ int pgbank_server_stop(const char *data_dir, char *err, size_t errlen);
 int pgbank_server_status(const char *data_dir);
 
 /* Sends signal `sig` (0 to 64; SIGQUIT is PostgreSQL's immediate stop, a
- * crash to its clients) to the private server's postmaster, with the
- * server account's rights only.  pgbank_server_status() turns 0 once the
- * postmaster has gone; pgbank_server_start() brings it back.  Returns 0,
+ * crash to its clients) to the private server's postmaster, the pid in
+ * data_dir/pgdata/postmaster.pid, with the server account's rights only.
+ * Returns at once: the postmaster removes its socket, then that pid file,
+ * on its way out; once the pid file is gone pgbank_server_start() brings
+ * it back (before, the start fails and may be tried again).  Returns 0,
  * PGBANK_ENOTFOUND when no server runs in data_dir, PGBANK_EINVAL for a
  * bad signal, or another negative code, with the reason in `err`. */
 int pgbank_server_kill(const char *data_dir, int sig, char *err, size_t errlen);

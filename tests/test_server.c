@@ -335,11 +335,12 @@ static void a_stale_pid_file_does_not_block_a_start(void)
     CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
 }
 
-/* Waits up to 30 s for the postmaster to be gone (status no longer 1). */
+/* Waits up to 30 s for the postmaster to be gone: not running, and its
+ * pid file removed (it removes the socket first, the pid file last). */
 static int wait_gone(const char *d)
 {
     for (int i = 0; i < 3000; i++) {
-        if (pgbank_server_status(d) != 1)
+        if (pgbank_server_status(d) != 1 && postmaster_pid(d) < 0)
             return 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -356,10 +357,11 @@ static void pgbank_server_kill_crashes_it_and_a_start_brings_it_back(void)
     CHECK_I64(pgbank_server_status(dir), 1);
     CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), 0);
     CHECK(wait_gone(dir));
-    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
     CHECK_I64(pgbank_server_start(dir, err, sizeof err), 0);
     CHECK_I64(pgbank_server_status(dir), 1);
     CHECK(postmaster_pid(dir) != before);
+    CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
+    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
 
     CHECK_I64(pgbank_server_kill(dir, -1, err, sizeof err), PGBANK_EINVAL);
     CHECK_I64(pgbank_server_kill(dir, 65, err, sizeof err), PGBANK_EINVAL);
@@ -368,7 +370,6 @@ static void pgbank_server_kill_crashes_it_and_a_start_brings_it_back(void)
     err[0] = '\0';
     CHECK_I64(pgbank_server_kill(missing, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
     CHECK(strstr(err, "no private server") != NULL);
-    CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
 }
 
 /* As root the kill runs with the server account's rights: a postmaster.pid
