@@ -554,16 +554,35 @@ int pgbank_server_default_dir(char *buf, size_t len);
 
 /* Starts the private server in data_dir (initdb on first use), or reuses it
  * when it runs already; safe when several processes call it at once.  As
- * root the server runs as the unprivileged "postgres" account.  Returns 0,
- * or a negative code with the reason in `err`. */
+ * root the server runs as the unprivileged "postgres" account (or
+ * $PGBANK_SERVER_USER), which owns data_dir and writes every file in it;
+ * the directories above it get an ACL entry for that account alone when it
+ * cannot pass them.  data_dir must be missing, empty or pgbank's, never a
+ * symbolic link, owned by that account (as root) or by the caller, with no
+ * group or other permission bits: anything else is refused, unchanged.
+ * When the installed postgres program changed under a running server (a
+ * package update), the server is restarted once, said on stderr.  Returns
+ * 0, or a negative code (PGBANK_ESERVER for a refused directory) with the
+ * reason and what to do in `err`. */
 int pgbank_server_start(const char *data_dir, char *err, size_t errlen);
 
 /* Stops it (fast shutdown).  Returns 0 also when it was not running. */
 int pgbank_server_stop(const char *data_dir, char *err, size_t errlen);
 
 /* 1 running, 0 initialised but stopped, PGBANK_ENOTFOUND not initialised,
- * PGBANK_EINVAL for an unusable data_dir.  Starts nothing. */
+ * PGBANK_EINVAL for an unusable data_dir, PGBANK_ESERVER for a data
+ * directory pgbank refuses (see above).  Starts nothing. */
 int pgbank_server_status(const char *data_dir);
+
+/* Sends signal `sig` (0 to 64; SIGQUIT is PostgreSQL's immediate stop, a
+ * crash to its clients) to the private server's postmaster, the pid in
+ * data_dir/pgdata/postmaster.pid, with the server account's rights only.
+ * Returns at once: the postmaster removes its socket, then that pid file,
+ * on its way out; once the pid file is gone pgbank_server_start() brings
+ * it back (before, the start fails and may be tried again).  Returns 0,
+ * PGBANK_ENOTFOUND when no server runs in data_dir, PGBANK_EINVAL for a
+ * bad signal, or another negative code, with the reason in `err`. */
+int pgbank_server_kill(const char *data_dir, int sig, char *err, size_t errlen);
 
 /* The libpq connection string (key=value) of the private server, into buf
  * (always NUL-terminated).  Returns 0, or PGBANK_EINVAL (unusable data_dir,

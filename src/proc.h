@@ -22,11 +22,54 @@ typedef struct pgbank__runas {
     int ngroups;
 } pgbank__runas;
 
+/* What a child does with its own rights, after it switched to its account
+ * and entered its working directory, before it runs its program (or
+ * instead of one): so the private server's account writes the files of its
+ * own directory, and a link it planted there can only ever redirect its
+ * own writes, never root's.  Names are relative to the working directory;
+ * every call is async-signal-safe (open, write, rename, kill). */
+typedef enum pgbank__child_how {
+    /* text into "name.new" (made afresh, never through a link), then
+     * renamed over name: a link at name is replaced, not followed. */
+    PGBANK__CHILD_REPLACE,
+    /* text appended to name, which must exist and not be a link */
+    PGBANK__CHILD_APPEND,
+    /* name renamed to text */
+    PGBANK__CHILD_RENAME,
+    /* kill(pid, sig) */
+    PGBANK__CHILD_SIGNAL,
+} pgbank__child_how;
+
+typedef struct pgbank__child_op {
+    pgbank__child_how how;
+    const char *name;
+    const char *text;
+    pid_t pid;
+    int sig;
+} pgbank__child_op;
+
+/* How the child opens out_path. */
+enum {
+    PGBANK__OUT_APPEND = 0, /* appended to, created when missing */
+    PGBANK__OUT_FRESH = 1   /* removed first, then created empty */
+};
+
 typedef struct pgbank__proc_opts {
     const pgbank__runas *runas; /* NULL: ourselves */
     const char *cwd;            /* NULL: unchanged */
+    /* >= 0: the child's working directory, entered by descriptor (before
+     * cwd, if both are given): a directory checked once, never re-resolved. */
+    int cwd_fd;
     int out_fd;                 /* the child's stdout; -1: /dev/null */
     int err_fd;                 /* the child's stderr; -1: /dev/null, -2: as stdout */
+    /* Non-NULL: the child's stdout, opened BY THE CHILD after switching
+     * account, relative to its working directory, never through a link
+     * (out_fd is then ignored); out_how says how. */
+    const char *out_path;
+    int out_how;
+    /* Done by the child, in order, before exec; the first failure ends it. */
+    const pgbank__child_op *ops;
+    size_t nops;
     /* 1: the child keeps our PG* environment variables; 0 (the default):
      * they are removed, since they would redirect a server program
      * (PGDATA, PGPORT, PGHOST ...). */
@@ -39,8 +82,11 @@ typedef struct pgbank__proc_opts {
 /* Options with every field at its default (/dev/null out and err). */
 void pgbank__proc_opts_init(pgbank__proc_opts *o);
 
-/* Starts argv[0] (a path; searched in $PATH when it has no '/').  Returns 0
- * and sets *pid, or PGBANK_ESYS with the reason in err. */
+/* Starts argv[0] (a path; searched in $PATH when it has no '/').  argv may
+ * be NULL: the child then only does o->ops and exits 0.  Returns 0 and sets
+ * *pid once the program runs, or PGBANK_ESYS with the reason in err (the
+ * child reports what it could not do - enter the directory, switch
+ * account, open its output, an op, exec - through a pipe, and is reaped). */
 int pgbank__proc_spawn(char *const argv[], const pgbank__proc_opts *o, pid_t *pid, char *err,
                        size_t errlen);
 
@@ -54,6 +100,10 @@ int pgbank__proc_wait(pid_t pid, int timeout_ms, int *timed_out, struct rusage *
 /* Spawn and wait, no time limit.  Returns the exit status (as above) or a
  * negative PGBANK_E* code with the reason in err. */
 int pgbank__proc_run(char *const argv[], const pgbank__proc_opts *o, char *err, size_t errlen);
+
+/* The ops alone, in a child with o's account and directory (argv NULL).
+ * Returns 0 or PGBANK_ESYS with the reason in err. */
+int pgbank__proc_ops(const pgbank__proc_opts *o, char *err, size_t errlen);
 
 /* Runs argv (stderr to /dev/null) and reads its stdout into out (at most
  * len - 1 bytes, NUL-terminated; with first_line only the first line, no

@@ -2,249 +2,135 @@
  * server.c - the private PostgreSQL server (the embedded default): one
  * cluster per data directory D, reachable only through the unix socket
  * inside D (mode 0700, no TCP), initialised on first use, started on demand
- * and reused by every pgbank process that finds it running.
+ * and reused by every pgbank process that finds it running.  This file is
+ * cluster control and the public API; the directory as a boundary is
+ * datadir.c, the server account and its way in is account.c (server.h).
  *
  * Layout of D:  pgdata/ (the cluster)  .s.PGSQL.5432 (the socket)
  *               pgbank.lock (flock: one starter at a time)
  *               server.log (postgres and pg_ctl)  initdb.log
+ *               server.id (which postgres program the server runs)
  *
  * trust authentication is safe only because the socket sits in a directory
- * nobody else can enter; that is why D is forced to 0700.
+ * nobody else can enter (D is 0700) and pg_hba.conf, rewritten at every
+ * start, admits the socket alone: no TCP line, whatever listen_addresses.
  *
  * initdb refuses to run as root, so as root the server programs run as an
- * unprivileged account (postgres, or $PGBANK_SERVER_USER).  Children are
- * started with fork + execve on argument vectors prepared before the fork
- * (no shell, and nothing unsafe between fork and exec).
+ * unprivileged account (postgres, or $PGBANK_SERVER_USER), and that account
+ * also writes every file in D (proc.h's child ops): root only reads there,
+ * through descriptors, never following a link.
  */
-/* nftw and getgrouplist are XSI / BSD. */
-#ifndef _XOPEN_SOURCE
-#define _XOPEN_SOURCE 700
-#endif
 #include "internal.h"
-#include "proc.h"
+#include "sqlstate.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <grp.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
-#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-
-#define SERVER_PORT "5432"
-#define SOCKET_NAME "/.s.PGSQL.5432"
+#define SERVER_PORT PGBANK__SERVER_PORT
 #define SERVER_USER "pgbank"
 #define SERVER_DB "pgbank"
-/* Long enough for initdb plus pg_ctl's own 60 s start timeout. */
-#define LOCK_WAIT_S 180
+/* The identity of the postgres program the running server started from. */
+#define ID_NAME "server.id"
 
-typedef struct srv {
-    char dir[PATH_MAX];    /* D, absolute, no trailing '/' */
-    char pgdata[PATH_MAX]; /* D/pgdata */
-} srv;
-
-
-static int path_join(char *out, size_t len, const char *a, const char *b)
-{
-    int n = snprintf(out, len, "%s%s", a, b);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-/* Makes `in` absolute and tidy ("//" and "/./" folded, no trailing '/'). */
-static int absolute_path(const char *in, char *out, size_t len)
-{
-    char tmp[PATH_MAX * 2];
-    if (!in || !*in)
-        return -1;
-    if (in[0] == '/') {
-        if (strlen(in) >= sizeof tmp)
-            return -1;
-        strcpy(tmp, in);
-    } else {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd) ||
-            path_join(tmp, sizeof tmp, cwd, "/") != 0 ||
-            strlen(tmp) + strlen(in) >= sizeof tmp)
-            return -1;
-        strcat(tmp, in);
-    }
-    size_t o = 0;
-    for (const char *p = tmp; *p;) {
-        if (*p == '/') {
-            while (*p == '/')
-                p++;
-            if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
-                p++;
-                continue;
-            }
-            if (o + 1 >= len)
-                return -1;
-            out[o++] = '/';
-            continue;
-        }
-        if (o + 1 >= len)
-            return -1;
-        out[o++] = *p++;
-    }
-    while (o > 1 && out[o - 1] == '/')
-        o--;
-    if (o == 0)
-        out[o++] = '/';
-    out[o] = '\0';
-    return 0;
-}
-
-/* Resolves and checks a data directory; every entry point starts here. */
-static int srv_init(srv *s, const char *data_dir, char *err, size_t errlen)
-{
-    if (!data_dir || !*data_dir)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen, "no data directory given");
-    if (absolute_path(data_dir, s->dir, sizeof s->dir) != 0)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen,
-                            "cannot make the data directory path absolute");
-    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1 - strlen(SOCKET_NAME);
-    size_t n = strlen(s->dir);
-    if (n > max)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen,
-                            "data directory path too long for a unix socket "
-                            "(%zu bytes, max %zu); choose a shorter --data-dir",
-                            n, max);
-    /* pg_ctl puts the path inside "..." in a shell command, and libpq reads
-     * a ',' in host as a list of hosts. */
-    for (const char *p = s->dir; *p; p++)
-        if (strchr("\"$`\\,", *p) || (unsigned char)*p < 0x20)
-            return pgbank__fail(PGBANK_EINVAL, err, errlen,
-                                "the data directory path contains a character "
-                                "PostgreSQL tools cannot take (one of \" $ ` \\ , "
-                                "or a control character); choose another --data-dir");
-    if (path_join(s->pgdata, sizeof s->pgdata, s->dir, "/pgdata") != 0)
-        return pgbank__fail(PGBANK_EINVAL, err, errlen, "data directory path too long");
-    return 0;
-}
+typedef pgbank__srv srv;
 
 static int is_initialised(const srv *s)
 {
-    char p[PATH_MAX + 16];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/PG_VERSION", s->pgdata);
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    int fd = pgbank__open_in(s, "pgdata/PG_VERSION");
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
+/* The pid in pgdata/postmaster.pid, or 0. */
+static long postmaster_pid(const srv *s)
+{
+    char buf[64];
+    if (pgbank__read_in(s, "pgdata/postmaster.pid", buf, sizeof buf) <= 0)
+        return 0;
+    long pid = strtol(buf, NULL, 10);
+    return pid > 1 && pid <= INT_MAX ? pid : 0;
 }
 
 /* Running: postmaster.pid names a live process and the socket exists.
  * Cheap on purpose (no fork, no connection): this is the reuse path. */
 static int is_running(const srv *s)
 {
-    char p[PATH_MAX + 32], buf[64];
+    long pid = postmaster_pid(s);
     struct stat st;
-    snprintf(p, sizeof p, "%s/postmaster.pid", s->pgdata);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    long pid = strtol(buf, NULL, 10);
-    if (pid <= 0 || pid > INT_MAX)
-        return 0;
-    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
-        return 0;
-    snprintf(p, sizeof p, "%s%s", s->dir, SOCKET_NAME);
-    return stat(p, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-/* The last few lines of a log, on one line ("a | b | c"), for err. */
-static void log_tail(const char *path, char *out, size_t outlen)
-{
-    char buf[2048];
-    out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        pgbank__strlcpy(out, "(no log)", outlen);
-        return;
-    }
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)sizeof buf + 1 : 0;
-    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
-    close(fd);
-    if (n <= 0) {
-        pgbank__strlcpy(out, "(empty log)", outlen);
-        return;
-    }
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == '\t' || buf[i] == '\r')
-            buf[i] = ' ';
-    const char *lines[3];
-    int found = 0;
-    char *end = buf + n;
-    while (found < 3 && end > buf) {
-        while (end > buf && (end[-1] == '\n' || end[-1] == ' '))
-            *--end = '\0';
-        char *start = end;
-        while (start > buf && start[-1] != '\n')
-            start--;
-        if (start == buf && from > 0)
-            break; /* a partial first line */
-        if (*start)
-            lines[found++] = start;
-        end = start;
-    }
-    size_t o = 0;
-    for (int i = found - 1; i >= 0 && o + 1 < outlen; i--) {
-        int w = snprintf(out + o, outlen - o, "%s%s", o ? " | " : "", lines[i]);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-    if (!found)
-        pgbank__strlcpy(out, "(empty log)", outlen);
+    return fstatat(s->dfd, PGBANK__SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISSOCK(st.st_mode);
 }
 
 /* --- Running the server programs --------------------------------------- */
 
-/* Runs a server program as `ra` in D, its output into outfd (or /dev/null
- * when -1).  Returns its exit status or a negative code. */
-static int run_program(char *const argv[], const pgbank__runas *ra, const char *cwd,
-                       int outfd, char *err, size_t errlen)
+/* Runs argv (or, when NULL, only ops) as `ra`, in D entered through its
+ * descriptor; its output goes to `out` in D (opened by the child, as ra),
+ * or nowhere.  Returns the exit status, or PGBANK_ESERVER with err. */
+static int run_in_dir(char *const argv[], const srv *s, const pgbank__runas *ra,
+                      const char *out, int out_how, const pgbank__child_op *ops, size_t nops,
+                      char *err, size_t errlen)
 {
     pgbank__proc_opts o;
     pgbank__proc_opts_init(&o);
     o.runas = ra;
-    o.cwd = cwd;
-    o.out_fd = outfd;
+    o.cwd_fd = s->dfd;
+    o.out_path = out;
+    o.out_how = out_how;
     o.err_fd = -2;
     o.umask_077 = 1;
-    return pgbank__proc_run(argv, &o, err, errlen);
+    o.ops = ops;
+    o.nops = nops;
+    char why[512];
+    int rc = pgbank__proc_run(argv, &o, why, sizeof why);
+    if (rc < 0)
+        return pgbank__fail(PGBANK_ESERVER, err, errlen, "%s (in %s)", why, s->dir);
+    return rc;
 }
 
-/* The directory of initdb, pg_ctl and postgres.  A cluster only starts
- * with its own major version, so an existing one's version comes first. */
+static int has_programs(const char *dir)
+{
+    static const char *const need[] = {"initdb", "pg_ctl", "postgres"};
+    char p[PATH_MAX + 16];
+    for (size_t i = 0; i < 3; i++)
+        if (snprintf(p, sizeof p, "%s/%s", dir, need[i]) >= (int)sizeof p ||
+            !pgbank__is_executable(p))
+            return 0;
+    return 1;
+}
+
+/* The directory of initdb, pg_ctl and postgres: $PGBANK_PG_BINDIR, else
+ * found (proc.h).  A cluster only starts with its own major version, so an
+ * existing one's version comes first. */
 static int find_bindir(const srv *s, char *out, size_t len, char *err, size_t errlen)
 {
     static const char *const need[] = {"initdb", "pg_ctl", "postgres", NULL};
-    char p[PATH_MAX + 64], ver[32] = "";
-    snprintf(p, sizeof p, "%s/PG_VERSION", s->pgdata);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, ver, sizeof ver - 1);
-        close(fd);
-        ver[n > 0 ? n : 0] = '\0';
-        ver[strspn(ver, "0123456789.")] = '\0';
+    const char *env = getenv("PGBANK_PG_BINDIR");
+    if (env && *env) {
+        if (env[0] == '/' && has_programs(env) && strlen(env) < len) {
+            pgbank__strlcpy(out, env, len);
+            return 0;
+        }
+        return pgbank__fail(PGBANK_ESERVER, err, errlen,
+                            "PGBANK_PG_BINDIR is %s, which is not an absolute directory "
+                            "holding initdb, pg_ctl and postgres; fix or unset it",
+                            env);
     }
+    char ver[32] = "";
+    if (pgbank__read_in(s, "pgdata/PG_VERSION", ver, sizeof ver) > 0)
+        ver[strspn(ver, "0123456789.")] = '\0';
     if (pgbank__pg_bindir(ver, need, out, len))
         return 0;
     return pgbank__fail(PGBANK_ESERVER, err, errlen,
@@ -255,227 +141,60 @@ static int find_bindir(const srv *s, char *out, size_t len, char *err, size_t er
                         "postgresql) or put their directory on PATH");
 }
 
-/* --- Accounts and permissions (root only) ------------------------------- */
+/* --- The installed PostgreSQL changing under a running server ---------- */
 
-static int runas_from_pw(pgbank__runas *ra, const struct passwd *pw)
+/* "dev ino size mtime_s mtime_ns path\n" of bindir/postgres: a package
+ * upgrade replaces the file, so any of the numbers changes. */
+static void program_identity(const char *bindir, char *out, size_t len)
 {
-    ra->drop = 1;
-    ra->uid = pw->pw_uid;
-    ra->gid = pw->pw_gid;
-    pgbank__strlcpy(ra->name, pw->pw_name, sizeof ra->name);
-    ra->ngroups = (int)(sizeof ra->groups / sizeof ra->groups[0]);
-    if (getgrouplist(pw->pw_name, pw->pw_gid, ra->groups, &ra->ngroups) < 0) {
-        ra->groups[0] = pw->pw_gid; /* more than 64 groups: keep the main one */
-        ra->ngroups = 1;
-    }
-    return 0;
-}
-
-/* Who runs the server.  As root: the owner of an existing cluster (it only
- * starts as its owner), else $PGBANK_SERVER_USER or postgres. */
-static int server_account(const srv *s, pgbank__runas *ra, char *err, size_t errlen)
-{
-    memset(ra, 0, sizeof *ra);
-    if (geteuid() != 0) {
-        ra->uid = geteuid();
-        ra->gid = getegid();
-        return 0;
-    }
-    struct passwd pwbuf, *pw = NULL;
-    char buf[4096];
+    char p[PATH_MAX + 16];
     struct stat st;
-    if (stat(s->pgdata, &st) == 0 && st.st_uid != 0) {
-        if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof buf, &pw) == 0 && pw)
-            return runas_from_pw(ra, pw);
-        ra->drop = 1; /* an account without a passwd entry */
-        ra->uid = st.st_uid;
-        ra->gid = st.st_gid;
-        snprintf(ra->name, sizeof ra->name, "uid %u", (unsigned)st.st_uid);
-        ra->groups[0] = st.st_gid;
-        ra->ngroups = 1;
+    snprintf(p, sizeof p, "%s/postgres", bindir);
+    if (stat(p, &st) != 0) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, len, "%ju %ju %jd %jd %ld %s\n", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+             (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, p);
+}
+
+/* 1 when the postgres program the running server started from has been
+ * replaced since (its path into `what`).  One read and one stat: the reuse
+ * path stays without fork or connection.  No record (a server started by
+ * an older pgbank) or a program gone missing: 0, the server is left be. */
+static int program_changed(const srv *s, char *what, size_t len)
+{
+    char rec[PATH_MAX + 128], now[PATH_MAX + 128];
+    uintmax_t dev, ino;
+    intmax_t size, sec;
+    long nsec;
+    int at = 0;
+    if (pgbank__read_in(s, ID_NAME, rec, sizeof rec) <= 0 ||
+        sscanf(rec, "%ju %ju %jd %jd %ld %n", &dev, &ino, &size, &sec, &nsec, &at) != 5 ||
+        at <= 0 || rec[at] != '/')
         return 0;
-    }
-    const char *name = getenv("PGBANK_SERVER_USER");
-    if (!name || !*name)
-        name = "postgres";
-    if (getpwnam_r(name, &pwbuf, buf, sizeof buf, &pw) != 0 || !pw)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "running as root: the private server needs an "
-                            "unprivileged account to run PostgreSQL, and there is "
-                            "no account '%s'; create one (useradd -r postgres) or "
-                            "set PGBANK_SERVER_USER, or run pgbank as a normal user",
-                            name);
-    if (pw->pw_uid == 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "running as root: PGBANK_SERVER_USER names '%s', a "
-                            "root account; PostgreSQL refuses to run as root",
-                            name);
-    return runas_from_pw(ra, pw);
-}
-
-static int may_search(const struct stat *st, const pgbank__runas *ra)
-{
-    if (st->st_uid == ra->uid)
-        return (st->st_mode & S_IXUSR) != 0;
-    int in_group = st->st_gid == ra->gid;
-    for (int i = 0; i < ra->ngroups && !in_group; i++)
-        in_group = st->st_gid == ra->groups[i];
-    if (in_group)
-        return (st->st_mode & S_IXGRP) != 0;
-    return (st->st_mode & S_IXOTH) != 0;
-}
-
-/* The server account must be able to walk down to D.  Where an ancestor
- * stops it (/root is 0700), add only o+x: enough to pass through, nothing
- * to list or to write.  Said once on stderr, since it changes the system. */
-static int grant_search(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
-{
-    char changed[1024] = "";
-    size_t n = strlen(s->dir);
-    /* Each ancestor, from "/" down to D's parent; D itself is chown'd. */
-    for (size_t i = 0; i < n; i++) {
-        if (s->dir[i] != '/')
-            continue;
-        char anc[PATH_MAX];
-        size_t alen = i == 0 ? 1 : i;
-        memcpy(anc, s->dir, alen);
-        anc[alen] = '\0';
-        struct stat st;
-        if (stat(anc, &st) != 0)
-            return pgbank__fail(PGBANK_ESERVER, err, errlen, "cannot stat %s: %s",
-                                anc, strerror(errno));
-        if (may_search(&st, ra))
-            continue;
-        /* o+x helps only when the account is neither owner nor group. */
-        if (chmod(anc, (st.st_mode & 07777) | S_IXOTH) != 0 ||
-            stat(anc, &st) != 0 || !may_search(&st, ra))
-            return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                                "the server account '%s' cannot reach %s: no "
-                                "search permission on %s",
-                                ra->name, s->dir, anc);
-        size_t cl = strlen(changed);
-        if (snprintf(changed + cl, sizeof changed - cl, "%s%s", cl ? ", " : "", anc) < 0)
-            changed[cl] = '\0';
-    }
-    if (changed[0])
-        fprintf(stderr,
-                "pgbank: gave '%s' search access (o+x) to %s so the private "
-                "server can reach %s\n",
-                ra->name, changed, s->dir);
-    return 0;
-}
-
-/* nftw passes no user pointer, hence these two. */
-static uid_t chown_uid;
-static gid_t chown_gid;
-
-static int chown_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)flag;
-    (void)f;
-    if (st->st_uid != chown_uid || st->st_gid != chown_gid)
-        if (lchown(p, chown_uid, chown_gid) != 0)
-            return -1;
-    return 0;
-}
-
-/* Everything in D belongs to the server account (root made some of it). */
-static int chown_tree(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
-{
-    chown_uid = ra->uid;
-    chown_gid = ra->gid;
-    if (nftw(s->dir, chown_one, 16, FTW_PHYS) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "could not give %s to the server account '%s': %s",
-                            s->dir, ra->name, strerror(errno));
-    return 0;
-}
-
-static int remove_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)f;
-    return (flag == FTW_DP ? rmdir(p) : unlink(p)) != 0 && errno != ENOENT ? -1 : 0;
+    char *path = rec + at;
+    path[strcspn(path, "\n")] = '\0';
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    program_identity(path, now, sizeof now);
+    *slash = '/';
+    if (!now[0] || strncmp(rec, now, (size_t)at) == 0)
+        return 0;
+    pgbank__strlcpy(what, path, len);
+    return 1;
 }
 
 /* --- Start, stop ---------------------------------------------------------- */
 
-/* mkdir -p D; D itself 0700 (the socket's only protection). */
-static int make_dir(const srv *s, char *err, size_t errlen)
+static int remove_partial(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
 {
-    char p[PATH_MAX];
-    pgbank__strlcpy(p, s->dir, sizeof p);
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0')
-            continue;
-        char save = *c;
-        *c = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                                "could not create %s: %s", p, strerror(errno));
-        *c = save;
-        if (!save)
-            break;
-    }
-    struct stat st;
-    if (stat(s->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    char *argv[] = {"rm", "-rf", "--", "pgdata.init", NULL};
+    int rc = run_in_dir(argv, s, ra, NULL, 0, NULL, 0, err, errlen);
+    if (rc > 0)
         return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "%s is not a directory", s->dir);
-    if ((st.st_mode & 0777) != 0700 && chmod(s->dir, 0700) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "could not make %s private (chmod 0700): %s", s->dir,
-                            strerror(errno));
-    return 0;
-}
-
-/* Takes D/pgbank.lock (close the fd to release it).  Polls rather than
- * blocks, so a wedged holder turns into an error, not a hang. */
-static int lock_dir(const srv *s, char *err, size_t errlen)
-{
-    char p[PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s/pgbank.lock", s->dir);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not open %s: %s",
-                            p, strerror(errno));
-    int64_t deadline = pgbank__now_ns() + (int64_t)LOCK_WAIT_S * 1000000000;
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) || pgbank__now_ns() > deadline) {
-            int e = errno;
-            close(fd);
-            return pgbank__fail(e == EWOULDBLOCK ? PGBANK_ETIMEDOUT : PGBANK_ESERVER,
-                                err, errlen, "could not lock %s: %s", p,
-                                e == EWOULDBLOCK ? "another pgbank process holds it"
-                                                 : strerror(e));
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return fd;
-}
-
-static int open_log(const char *path, const pgbank__runas *ra, int trunc)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : O_APPEND),
-                  0600);
-    if (fd >= 0 && ra->drop && fchown(fd, ra->uid, ra->gid) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int write_file(const char *path, const char *text, int append, const pgbank__runas *ra)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
-                  0600);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(text);
-    int ok = write(fd, text, n) == (ssize_t)n;
-    if (ra->drop && fchown(fd, ra->uid, ra->gid) != 0)
-        ok = 0;
-    return close(fd) == 0 && ok ? 0 : -1;
+                            "could not remove a leftover %s/pgdata.init (rm exit %d)", s->dir, rc);
+    return rc;
 }
 
 /* initdb into D/pgdata.init, then rename: a killed initdb never leaves a
@@ -483,31 +202,26 @@ static int write_file(const char *path, const char *text, int append, const pgba
 static int init_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                         char *err, size_t errlen)
 {
-    char tmp[PATH_MAX + 16], log[PATH_MAX + 16], prog[PATH_MAX + 16],
-        conf[PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s/pgdata.init", s->dir);
-    snprintf(log, sizeof log, "%s/initdb.log", s->dir);
-    snprintf(prog, sizeof prog, "%s/initdb", bindir);
+    char tmp[PATH_MAX + 16], prog[PATH_MAX + 16];
     struct stat st;
-    if (lstat(tmp, &st) == 0 && nftw(tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "could not remove a leftover %s: %s", tmp, strerror(errno));
-    int logfd = open_log(log, ra, 1);
-    if (logfd < 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not create %s: %s",
-                            log, strerror(errno));
-    char *argv[] = {prog, "-D", tmp, "-U", SERVER_USER, "--auth=trust",
-                    "-E", "UTF8", "--no-locale", NULL};
-    int rc = run_program(argv, ra, s->dir, logfd, err, errlen);
-    close(logfd);
+    snprintf(tmp, sizeof tmp, "%s/pgdata.init", s->dir);
+    snprintf(prog, sizeof prog, "%s/initdb", bindir);
+    int rc = 0;
+    if (fstatat(s->dfd, "pgdata.init", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (rc = remove_partial(s, ra, err, errlen)) != 0)
+        return rc;
+    /* No TCP in pg_hba.conf from the start; start_cluster rewrites it. */
+    char *argv[] = {prog, "-D", tmp, "-U", SERVER_USER, "--auth-local=trust",
+                    "--auth-host=reject", "-E", "UTF8", "--no-locale", NULL};
+    rc = run_in_dir(argv, s, ra, "initdb.log", PGBANK__OUT_FRESH, NULL, 0, err, errlen);
     if (rc < 0)
         return rc;
     if (rc != 0) {
         char tail[512];
-        log_tail(log, tail, sizeof tail);
-        nftw(tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+        pgbank__log_tail(s, "initdb.log", tail, sizeof tail);
+        (void)remove_partial(s, ra, NULL, 0);
         return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "initdb failed (exit %d); %s says: %s", rc, log, tail);
+                            "initdb failed (exit %d); %s/initdb.log says: %s", rc, s->dir, tail);
     }
     /* Path-independent settings, once.  The socket directory goes in
      * pgbank.conf, rewritten at each start, so a moved D keeps working. */
@@ -518,60 +232,63 @@ static int init_cluster(const srv *s, const pgbank__runas *ra, const char *bindi
         "port = " SERVER_PORT "\n"
         "max_connections = 300\n"
         "include_if_exists = 'pgbank.conf'\n";
-    snprintf(conf, sizeof conf, "%s/postgresql.conf", tmp);
-    if (write_file(conf, settings, 1, ra) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not write %s: %s",
-                            conf, strerror(errno));
-    if (rename(tmp, s->pgdata) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not rename %s: %s",
-                            tmp, strerror(errno));
-    return 0;
+    const pgbank__child_op ops[] = {
+        {PGBANK__CHILD_APPEND, "pgdata.init/postgresql.conf", settings, 0, 0},
+        {PGBANK__CHILD_RENAME, "pgdata.init", "pgdata", 0, 0},
+    };
+    return run_in_dir(NULL, s, ra, NULL, 0, ops, 2, err, errlen);
 }
 
 /* unix_socket_directories = '"D"': double quotes for the list syntax
  * (spaces), then the config file's single-quoted string rules. */
-static int write_socket_conf(const srv *s, const pgbank__runas *ra, char *err, size_t errlen)
+static void socket_conf(const srv *s, char *text, size_t len)
 {
-    char text[PATH_MAX * 2 + 64], path[PATH_MAX + 16];
-    size_t o = (size_t)snprintf(text, sizeof text, "unix_socket_directories = '\"");
-    for (const char *p = s->dir; *p; p++) {
+    size_t o = (size_t)snprintf(text, len, "unix_socket_directories = '\"");
+    for (const char *p = s->dir; *p && o + 8 < len; p++) {
         if (*p == '\'')
             text[o++] = '\'';
         text[o++] = *p;
     }
-    snprintf(text + o, sizeof text - o, "\"'\n");
-    snprintf(path, sizeof path, "%s/pgbank.conf", s->pgdata);
-    if (write_file(path, text, 0, ra) != 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not write %s: %s",
-                            path, strerror(errno));
-    return 0;
+    snprintf(text + o, len - o, "\"'\n");
 }
+
+/* Only the socket, for every role (tests and applications use roles of
+ * their own); a line for TCP would trust anyone the day listen_addresses
+ * is set. */
+static const char hba_conf[] =
+    "# pgbank's private server: connections only through the unix socket in\n"
+    "# the data directory, which only the server account (and root) can\n"
+    "# enter.  No TCP line, whatever listen_addresses says.  pgbank rewrites\n"
+    "# this file at every start.\n"
+    "local all all trust\n";
 
 static int start_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                          char *err, size_t errlen)
 {
-    char log[PATH_MAX + 16], prog[PATH_MAX + 16];
+    char log[PATH_MAX + 16], prog[PATH_MAX + 16], pgdata[PATH_MAX];
+    char sock[PATH_MAX * 2 + 64], id[PATH_MAX + 128];
     snprintf(log, sizeof log, "%s/server.log", s->dir);
     snprintf(prog, sizeof prog, "%s/pg_ctl", bindir);
-    /* pg_ctl's own complaints land in server.log too: one place to look. */
-    int logfd = open_log(log, ra, 0);
-    if (logfd < 0)
-        return pgbank__fail(PGBANK_ESERVER, err, errlen, "could not open %s: %s",
-                            log, strerror(errno));
-    char pgdata[PATH_MAX];
     pgbank__strlcpy(pgdata, s->pgdata, sizeof pgdata);
-    char *argv[] = {prog, "-D", pgdata, "-l", log, "-w", "-t", "60", "-s",
-                    "start", NULL};
-    int rc = run_program(argv, ra, s->dir, logfd, err, errlen);
-    close(logfd);
+    socket_conf(s, sock, sizeof sock);
+    program_identity(bindir, id, sizeof id);
+    /* Written by the server account before pg_ctl runs; pg_ctl's own
+     * complaints land in server.log too: one place to look. */
+    const pgbank__child_op ops[] = {
+        {PGBANK__CHILD_REPLACE, "pgdata/pgbank.conf", sock, 0, 0},
+        {PGBANK__CHILD_REPLACE, "pgdata/pg_hba.conf", hba_conf, 0, 0},
+        {PGBANK__CHILD_REPLACE, ID_NAME, id, 0, 0},
+    };
+    char *argv[] = {prog, "-D", pgdata, "-l", log, "-w", "-t", "60", "-s", "start", NULL};
+    int rc = run_in_dir(argv, s, ra, "server.log", PGBANK__OUT_APPEND, ops, 3, err, errlen);
     if (rc < 0)
         return rc;
     if (rc != 0 || !is_running(s)) {
         char tail[512];
-        log_tail(log, tail, sizeof tail);
+        pgbank__log_tail(s, "server.log", tail, sizeof tail);
         return pgbank__fail(PGBANK_ESERVER, err, errlen,
-                            "could not start PostgreSQL (pg_ctl exit %d); %s says: %s",
-                            rc, log, tail);
+                            "could not start PostgreSQL (pg_ctl exit %d); %s says: %s", rc, log,
+                            tail);
     }
     return 0;
 }
@@ -612,7 +329,7 @@ static int create_database(const srv *s, char *err, size_t errlen)
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         /* 42P04: someone else created it meanwhile, which is fine. */
         failed = PQresultStatus(r) != PGRES_COMMAND_OK &&
-                 !(state && strcmp(state, "42P04") == 0);
+                 !pgbank__sqlstate_is(state, PGBANK_SQLSTATE_DUPLICATE_DATABASE);
         PQclear(r);
     }
     if (failed) {
@@ -629,22 +346,46 @@ static int create_database(const srv *s, char *err, size_t errlen)
 static int stop_cluster(const srv *s, const pgbank__runas *ra, const char *bindir,
                         char *err, size_t errlen)
 {
-    char log[PATH_MAX + 16], prog[PATH_MAX + 16], pgdata[PATH_MAX];
-    snprintf(log, sizeof log, "%s/server.log", s->dir);
+    char prog[PATH_MAX + 16], pgdata[PATH_MAX];
     snprintf(prog, sizeof prog, "%s/pg_ctl", bindir);
     pgbank__strlcpy(pgdata, s->pgdata, sizeof pgdata);
-    int logfd = open_log(log, ra, 0);
-    char *argv[] = {prog, "-D", pgdata, "-m", "fast", "-w", "-t", "60", "-s",
-                    "stop", NULL};
-    int rc = run_program(argv, ra, s->dir, logfd, err, errlen);
-    if (logfd >= 0)
-        close(logfd);
+    char *argv[] = {prog, "-D", pgdata, "-m", "fast", "-w", "-t", "60", "-s", "stop", NULL};
+    int rc = run_in_dir(argv, s, ra, "server.log", PGBANK__OUT_APPEND, NULL, 0, err, errlen);
     if (rc > 0) {
         char tail[512];
-        log_tail(log, tail, sizeof tail);
+        pgbank__log_tail(s, "server.log", tail, sizeof tail);
         rc = pgbank__fail(PGBANK_ESERVER, err, errlen,
-                          "could not stop PostgreSQL (pg_ctl exit %d); %s says: %s",
-                          rc, log, tail);
+                          "could not stop PostgreSQL (pg_ctl exit %d); %s/server.log says: %s",
+                          rc, s->dir, tail);
+    }
+    return rc;
+}
+
+/* Everything a start does past the reuse path, under the lock. */
+static int start_locked(srv *s, const pgbank__runas *ra, int restart, const char *changed,
+                        char *err, size_t errlen)
+{
+    char bindir[PATH_MAX];
+    int rc = find_bindir(s, bindir, sizeof bindir, err, errlen);
+    if (rc == 0 && ra->drop)
+        rc = pgbank__grant_search(s, ra, err, errlen);
+    if (rc == 0 && restart) {
+        fprintf(stderr,
+                "pgbank: %s changed under the private server in %s (PostgreSQL was "
+                "updated); restarting the server once\n",
+                changed, s->dir);
+        rc = stop_cluster(s, ra, bindir, err, errlen);
+    }
+    if (rc == 0 && !is_initialised(s))
+        rc = init_cluster(s, ra, bindir, err, errlen);
+    if (rc == 0)
+        rc = start_cluster(s, ra, bindir, err, errlen);
+    if (rc == 0) {
+        rc = create_database(s, err, errlen);
+        /* Running means ready to the reuse path, which never checks for
+         * the database: so do not leave a server without it. */
+        if (rc != 0)
+            (void)stop_cluster(s, ra, bindir, NULL, 0);
     }
     return rc;
 }
@@ -653,41 +394,56 @@ PGBANK__API int pgbank_server_start(const char *data_dir, char *err, size_t errl
 {
     srv s;
     pgbank__runas ra;
-    char bindir[PATH_MAX];
-    int rc = srv_init(&s, data_dir, err, errlen);
+    char changed[PATH_MAX] = "";
+    int rc = pgbank__srv_init(&s, data_dir, err, errlen);
     if (rc == 0)
-        rc = make_dir(&s, err, errlen);
+        rc = pgbank__server_account(&ra, err, errlen);
+    if (rc == 0)
+        rc = pgbank__datadir_open(&s, &ra, 1, err, errlen);
     if (rc != 0)
         return rc;
-    int lock = lock_dir(&s, err, errlen);
-    if (lock < 0)
+    int lock = pgbank__datadir_lock(&s, &ra, err, errlen);
+    if (lock < 0) {
+        pgbank__srv_close(&s);
         return lock;
+    }
+    int restart = 0;
     if (is_initialised(&s) && is_running(&s)) {
-        close(lock); /* the reuse path: no fork, no connection */
-        return 0;
+        restart = program_changed(&s, changed, sizeof changed);
+        if (!restart) {
+            close(lock); /* the reuse path: no fork, no connection */
+            pgbank__srv_close(&s);
+            return 0;
+        }
     }
-    rc = server_account(&s, &ra, err, errlen);
-    if (rc == 0 && ra.drop) {
-        rc = grant_search(&s, &ra, err, errlen);
-        if (rc == 0)
-            rc = chown_tree(&s, &ra, err, errlen);
-    }
-    if (rc == 0)
-        rc = find_bindir(&s, bindir, sizeof bindir, err, errlen);
-    if (rc == 0 && !is_initialised(&s))
-        rc = init_cluster(&s, &ra, bindir, err, errlen);
-    if (rc == 0)
-        rc = write_socket_conf(&s, &ra, err, errlen);
-    if (rc == 0)
-        rc = start_cluster(&s, &ra, bindir, err, errlen);
-    if (rc == 0) {
-        rc = create_database(&s, err, errlen);
-        /* Running means ready to the reuse path, which never checks for
-         * the database: so do not leave a server without it. */
-        if (rc != 0)
-            (void)stop_cluster(&s, &ra, bindir, NULL, 0);
+    rc = start_locked(&s, &ra, restart, changed, err, errlen);
+    if (rc != 0 && restart && err && errlen) {
+        char why[1024];
+        pgbank__strlcpy(why, err, sizeof why);
+        pgbank__fail(rc, err, errlen,
+                     "PostgreSQL changed under the private server in %s and restarting it "
+                     "failed: %s; run 'pgbank server stop --data-dir %s' and start it again",
+                     s.dir, why, s.dir);
     }
     close(lock);
+    pgbank__srv_close(&s);
+    return rc;
+}
+
+/* D for the commands that only act on an existing server (stop, status,
+ * kill): PGBANK_ENOTFOUND when there is none. */
+static int open_existing(srv *s, pgbank__runas *ra, const char *data_dir, char *err,
+                         size_t errlen)
+{
+    int rc = pgbank__srv_init(s, data_dir, err, errlen);
+    if (rc == 0)
+        rc = pgbank__server_account(ra, err, errlen);
+    if (rc == 0)
+        rc = pgbank__datadir_open(s, ra, 0, err, errlen);
+    if (rc == 0 && !is_initialised(s))
+        rc = PGBANK_ENOTFOUND;
+    if (rc != 0)
+        pgbank__srv_close(s);
     return rc;
 }
 
@@ -696,34 +452,69 @@ PGBANK__API int pgbank_server_stop(const char *data_dir, char *err, size_t errle
     srv s;
     pgbank__runas ra;
     char bindir[PATH_MAX];
-    int rc = srv_init(&s, data_dir, err, errlen);
+    int rc = open_existing(&s, &ra, data_dir, err, errlen);
     if (rc != 0)
-        return rc;
-    if (!is_initialised(&s) || !is_running(&s))
+        return rc == PGBANK_ENOTFOUND ? 0 : rc;
+    if (!is_running(&s)) {
+        pgbank__srv_close(&s);
         return 0;
-    int lock = lock_dir(&s, err, errlen);
-    if (lock < 0)
+    }
+    int lock = pgbank__datadir_lock(&s, &ra, err, errlen);
+    if (lock < 0) {
+        pgbank__srv_close(&s);
         return lock;
+    }
     if (is_running(&s)) {
-        rc = server_account(&s, &ra, err, errlen);
-        if (rc == 0)
-            rc = find_bindir(&s, bindir, sizeof bindir, err, errlen);
+        rc = find_bindir(&s, bindir, sizeof bindir, err, errlen);
         if (rc == 0)
             rc = stop_cluster(&s, &ra, bindir, err, errlen);
     }
     close(lock);
+    pgbank__srv_close(&s);
     return rc;
 }
 
 PGBANK__API int pgbank_server_status(const char *data_dir)
 {
     srv s;
-    int rc = srv_init(&s, data_dir, NULL, 0);
+    pgbank__runas ra;
+    int rc = open_existing(&s, &ra, data_dir, NULL, 0);
     if (rc != 0)
         return rc;
-    if (!is_initialised(&s))
-        return PGBANK_ENOTFOUND;
-    return is_running(&s) ? 1 : 0;
+    rc = is_running(&s) ? 1 : 0;
+    pgbank__srv_close(&s);
+    return rc;
+}
+
+PGBANK__API int pgbank_server_kill(const char *data_dir, int sig, char *err, size_t errlen)
+{
+    srv s;
+    pgbank__runas ra;
+    if (sig < 0 || sig > 64)
+        return pgbank__fail(PGBANK_EINVAL, err, errlen, "no such signal: %d", sig);
+    int rc = open_existing(&s, &ra, data_dir, err, errlen);
+    if (rc == PGBANK_ENOTFOUND)
+        return pgbank__fail(rc, err, errlen, "no private server in %s", s.dir);
+    if (rc != 0)
+        return rc;
+    long pid = postmaster_pid(&s);
+    if (pid <= 0) {
+        rc = pgbank__fail(PGBANK_ENOTFOUND, err, errlen,
+                          "the private server in %s is not running (no postmaster.pid)", s.dir);
+    } else if (!ra.drop) {
+        if (kill((pid_t)pid, sig) != 0)
+            rc = pgbank__fail(errno == ESRCH ? PGBANK_ENOTFOUND : PGBANK_ESERVER, err, errlen,
+                              "could not signal the postmaster (pid %ld) of %s: %s", pid, s.dir,
+                              strerror(errno));
+    } else {
+        /* With the server account's rights only: whatever pid a planted
+         * postmaster.pid names, root signals nothing that account could
+         * not signal itself. */
+        const pgbank__child_op op = {PGBANK__CHILD_SIGNAL, NULL, NULL, (pid_t)pid, sig};
+        rc = run_in_dir(NULL, &s, &ra, NULL, 0, &op, 1, err, errlen);
+    }
+    pgbank__srv_close(&s);
+    return rc;
 }
 
 PGBANK__API int pgbank_server_conninfo(const char *data_dir, char *buf, size_t len)
@@ -732,7 +523,7 @@ PGBANK__API int pgbank_server_conninfo(const char *data_dir, char *buf, size_t l
     if (!buf || len == 0)
         return PGBANK_EINVAL;
     buf[0] = '\0';
-    if (srv_init(&s, data_dir, NULL, 0) != 0)
+    if (pgbank__srv_init(&s, data_dir, NULL, 0) != 0)
         return PGBANK_EINVAL;
     /* libpq's quoting: '...' with \' and \\ inside, when needed. */
     char host[PATH_MAX * 2 + 3];
@@ -761,7 +552,7 @@ PGBANK__API int pgbank_server_conninfo(const char *data_dir, char *buf, size_t l
 PGBANK__API int pgbank_server_url(const char *data_dir, char *buf, size_t len)
 {
     srv s;
-    if (!buf || len == 0 || srv_init(&s, data_dir, NULL, 0) != 0)
+    if (!buf || len == 0 || pgbank__srv_init(&s, data_dir, NULL, 0) != 0)
         return PGBANK_EINVAL;
     static const char hex[] = "0123456789ABCDEF";
     char host[PATH_MAX * 3];
@@ -808,7 +599,7 @@ PGBANK__API int pgbank_server_default_dir(char *buf, size_t len)
         n = snprintf(raw, sizeof raw, "%s/.local/state/pgbank", home);
     }
     if (n < 0 || (size_t)n >= sizeof raw || !buf || len == 0 ||
-        absolute_path(raw, buf, len) != 0)
+        pgbank__absolute_path(raw, buf, len) != 0)
         return PGBANK_EINVAL;
     return 0;
 }

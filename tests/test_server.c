@@ -6,13 +6,12 @@
  * space and a quote on purpose.  Everything is stopped and removed at exit,
  * also after a failure.
  */
-#ifndef _XOPEN_SOURCE
-#define _XOPEN_SOURCE 700 /* nftw */
-#endif
+#include "rmtree.h"
 #include "testlib.h"
 
 #include <errno.h>
-#include <ftw.h>
+#include <signal.h>
+#include <sys/xattr.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <pwd.h>
@@ -25,13 +24,6 @@ static char base[128]; /* mkdtemp'd */
 static char dir[192];  /* base/srv: the data directory under test */
 static char fresh[192]; /* base/fresh: for starts from nothing at once */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)f;
-    return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 static void cleanup(void)
 {
     char err[512];
@@ -41,7 +33,7 @@ static void cleanup(void)
         fprintf(stderr, "cleanup: %s\n", err);
     if (pgbank_server_status(fresh) == 1 && pgbank_server_stop(fresh, err, sizeof err) != 0)
         fprintf(stderr, "cleanup: %s\n", err);
-    if (nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    if (rmtree(base) != 0)
         fprintf(stderr, "cleanup: could not remove %s: %s\n", base, strerror(errno));
     base[0] = '\0';
 }
@@ -190,15 +182,24 @@ static void a_server_starts_from_nothing(void)
     CHECK(stat(p, &st) == 0);
 
     if (geteuid() == 0) {
-        /* Run by the unprivileged account, which was given o+x (and only
-         * that) on the 0700 directory above the data directory. */
+        /* Run by the unprivileged account, which was let through the 0700
+         * directory above the data directory by an ACL entry of its own:
+         * others gain nothing (no o+x). */
         struct passwd *pw = getpwnam(getenv("PGBANK_SERVER_USER") ? getenv("PGBANK_SERVER_USER")
                                                                   : "postgres");
         CHECK(pw != NULL);
         CHECK(stat(dir, &st) == 0 && pw && st.st_uid == pw->pw_uid);
         snprintf(p, sizeof p, "%s/pgdata", dir);
         CHECK(stat(p, &st) == 0 && pw && st.st_uid == pw->pw_uid);
-        CHECK(stat(base, &st) == 0 && (st.st_mode & 0777) == 0701);
+        CHECK(stat(base, &st) == 0 && (st.st_mode & 07) == 0);
+        unsigned char acl[256];
+        ssize_t n = getxattr(base, "system.posix_acl_access", acl, sizeof acl);
+        int entry = 0;
+        for (ssize_t o = 4; pw && o + 8 <= n; o += 8)
+            entry |= acl[o] == 2 && acl[o + 2] == 1 &&
+                     (uid_t)(acl[o + 4] | acl[o + 5] << 8 | acl[o + 6] << 16 |
+                             (uint32_t)acl[o + 7] << 24) == pw->pw_uid;
+        CHECK(entry); /* u:postgres:--x */
     }
 }
 
@@ -334,6 +335,81 @@ static void a_stale_pid_file_does_not_block_a_start(void)
     CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
 }
 
+/* Waits up to 30 s for the postmaster to be gone: not running, and its
+ * pid file removed (it removes the socket first, the pid file last). */
+static int wait_gone(const char *d)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (pgbank_server_status(d) != 1 && postmaster_pid(d) < 0)
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void pgbank_server_kill_crashes_it_and_a_start_brings_it_back(void)
+{
+    char err[1024] = "";
+    CHECK_I64(pgbank_server_start(dir, err, sizeof err), 0);
+    long before = postmaster_pid(dir);
+    CHECK_I64(pgbank_server_kill(dir, 0, err, sizeof err), 0); /* only asks */
+    CHECK_I64(pgbank_server_status(dir), 1);
+    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), 0);
+    CHECK(wait_gone(dir));
+    CHECK_I64(pgbank_server_start(dir, err, sizeof err), 0);
+    CHECK_I64(pgbank_server_status(dir), 1);
+    CHECK(postmaster_pid(dir) != before);
+    CHECK_I64(pgbank_server_stop(dir, err, sizeof err), 0);
+    CHECK_I64(pgbank_server_kill(dir, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
+
+    CHECK_I64(pgbank_server_kill(dir, -1, err, sizeof err), PGBANK_EINVAL);
+    CHECK_I64(pgbank_server_kill(dir, 65, err, sizeof err), PGBANK_EINVAL);
+    char missing[256];
+    snprintf(missing, sizeof missing, "%s/never-made", base);
+    err[0] = '\0';
+    CHECK_I64(pgbank_server_kill(missing, SIGQUIT, err, sizeof err), PGBANK_ENOTFOUND);
+    CHECK(strstr(err, "no private server") != NULL);
+}
+
+/* As root the kill runs with the server account's rights: a postmaster.pid
+ * that account planted, naming one of root's processes, signals nothing. */
+static void a_planted_postmaster_pid_cannot_make_root_kill_its_own_process(void)
+{
+    char err[1024] = "", p[320];
+    if (geteuid() != 0) {
+        printf("  not run: without root there is no one else's process to reach\n");
+        return;
+    }
+    CHECK_I64(pgbank_server_status(dir), 0);
+    pid_t victim = fork();
+    if (victim == 0) {
+        pause();
+        _exit(0);
+    }
+    char pgdata[256];
+    struct stat st;
+    snprintf(pgdata, sizeof pgdata, "%s/pgdata", dir);
+    snprintf(p, sizeof p, "%s/postmaster.pid", pgdata);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "%ld\n", (long)victim);
+        fclose(f);
+    }
+    /* As the server account would have written it. */
+    CHECK(stat(pgdata, &st) == 0 && chown(p, st.st_uid, st.st_gid) == 0);
+    CHECK(pgbank_server_kill(dir, SIGKILL, err, sizeof err) < 0);
+    CHECK(strstr(err, "Operation not permitted") != NULL);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK(waitpid(victim, NULL, WNOHANG) == 0); /* alive */
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    snprintf(p, sizeof p, "%s/pgdata/postmaster.pid", dir);
+    unlink(p);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "/tmp/pgbank test it's XXXXXX");
@@ -354,6 +430,8 @@ int main(void)
     RUN(two_processes_starting_it_at_once_both_succeed);
     RUN(three_processes_starting_from_nothing_make_one_server);
     RUN(a_stale_pid_file_does_not_block_a_start);
+    RUN(pgbank_server_kill_crashes_it_and_a_start_brings_it_back);
+    RUN(a_planted_postmaster_pid_cannot_make_root_kill_its_own_process);
     cleanup();
     TEST_EXIT();
 }

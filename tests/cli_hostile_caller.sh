@@ -1,4 +1,4 @@
-# cli_boundary.sh - the database as the boundary, tried from outside as an
+# cli_hostile_caller.sh - the database as the boundary, tried from outside as an
 # operator and an attacker would: `pgbank init --app-role`, then the
 # application role calling pgbank's functions with psql (bad arguments,
 # shifted arrays, a look-alike planted in public), a valid call, a change
