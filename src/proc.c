@@ -433,8 +433,7 @@ int pgbank__proc_wait(pid_t pid, int timeout_ms, int *timed_out, struct rusage *
                 *timed_out = 1;
             limit = pgbank__now_ns() + 5000000000LL;
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        pgbank__sleep_ms(10);
     }
 }
 
