@@ -121,6 +121,11 @@ typedef enum pgbank_strategy {
 
 #define PGBANK_STRATEGY_COUNT 6
 #define PGBANK_HAS_BATCH 1
+#define PGBANK_HAS_LANES 1
+/* The lanes an engine has when pgbank_options.lanes is 0: measured on a
+ * 2-core server (docs/BENCHMARKS.md), more lanes than cores add
+ * connections and no speed. */
+#define PGBANK_DEFAULT_LANES 2
 #define PGBANK_HAS_SERIALIZABLE 1
 #define PGBANK_HAS_IDEMPOTENCY_KEYS 1
 #define PGBANK_HAS_JOURNAL 1
@@ -284,13 +289,25 @@ typedef struct pgbank_options {
      * from 1 ms up to 100 ms. */
     int retry_max;
     int retry_budget_ms;
-    /* batch: at most this many operations per batch (default 4096), and at
-     * most this many batches in flight at once (default 1): operations that
-     * arrive while the batch slots are busy wait and go together.  More than
-     * one in flight helps only when concurrent batches touch different
-     * accounts: overlapping ones wait for each other's row locks. */
+    /* batch: at most this many operations per batch (default 4096; at
+     * most 100,000, what the server takes in one call). */
     int batch_max;
+    /* batch: batches in flight at once on each lane's connection (default
+     * 1): they run one after the other on the server, the next one already
+     * sent while the previous one runs. */
     int batch_inflight;
+    /* batch: the number of lanes (default PGBANK_DEFAULT_LANES, at most
+     * 64).  Every account belongs to one lane (a hash of its id); each lane
+     * has a connection of its own (opened in addition to `connections`, on
+     * the first batched operation) and its own stream of batches, so the
+     * batches of different lanes never touch the same row and run in
+     * parallel on the server without waiting for each other's row locks.
+     * Results are exactly those of running the operations one by one in
+     * arrival order, for every account: a lane sends its operations in
+     * arrival order, and a transfer between two lanes waits until both are
+     * idle, runs alone, and holds both until it is done
+     * (docs/LANES.md). */
+    int lanes;
 } pgbank_options;
 
 /* Fills *opt with the defaults. */
@@ -340,6 +357,8 @@ size_t pgbank_engine_pending(const pgbank_engine *eng);
 typedef struct pgbank_engine_stats {
     uint64_t batches;     /* batches sent (batch strategy) */
     uint64_t batched_ops; /* operations sent in them */
+    uint64_t crossings;   /* transfers between two lanes (each ran alone) */
+    int lanes;            /* the engine's lanes */
 } pgbank_engine_stats;
 
 /* Fills *st.  Calling it with a NULL engine zeroes *st. */

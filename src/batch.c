@@ -1,12 +1,25 @@
 /*
- * batch.c - the batch strategy: the operations waiting in the queue go to
- * the server together, as arrays, through pgbank_batch() (schema_sql.c):
- * one round trip, one commit, one result per operation.  Batch size follows
- * load: at most opt.batch_inflight batches are in flight; an operation that
- * finds a slot free leaves at once (a batch of one, through
- * pgbank_batch_one()), the ones that arrive while the slots are busy leave
- * together with the next free slot.  A keyed operation leaves alone, in its
- * turn, through pgbank_keyed().
+ * batch.c - the batch strategy: operations go to the server together, as
+ * arrays, through pgbank_batch() (schema_fn.c): one round trip, one commit,
+ * one result per operation, as if they ran one by one in arrival order.
+ *
+ * Lanes.  Every account belongs to one lane (pgbank__lane_of); each lane
+ * has a connection of its own and a queue of the operations on its
+ * accounts, in arrival order.  A lane sends its waiting operations as one
+ * batch whenever it has a batch slot free (opt.batch_inflight per lane,
+ * pipelined on its connection), so batch size follows load: an operation
+ * that finds its lane idle leaves at once (alone, through
+ * pgbank_batch_one()), the ones that arrive meanwhile leave together.
+ * Batches of different lanes never touch the same row: they run in
+ * parallel on the server without waiting for each other's row locks.
+ *
+ * Order, per account, is arrival order: a lane's batches run one after the
+ * other on its one connection, each applying its operations in order.  A
+ * keyed operation leaves alone, in its turn, through pgbank_keyed().  A
+ * transfer between two lanes ("a crossing") sits in both lanes' queues: it
+ * leaves when it is first in both and both lanes are idle, alone, on its
+ * first lane's connection (the server locks its two rows in id order), and
+ * both lanes hold everything behind it until it is done (docs/LANES.md).
  *
  * A batch is a pgbank__batch owned here: its node in the connection's
  * pipeline, its operations, and the array text built in a buffer of its own
@@ -22,12 +35,13 @@
 enum { BATCH_ARRAYS = 1, BATCH_ONE, BATCH_KEYED };
 
 struct pgbank__batch {
-    pgbank__node node;       /* in flight on a connection */
+    pgbank__node node; /* in flight on a connection */
     pgbank__batch *next_free;
-    pgbank_op *head, *tail;  /* its operations, in arrival order */
+    pgbank__lane *lane;     /* whose batch */
+    pgbank_op *head, *tail; /* its operations, in arrival order */
     int n;
-    int mode;                /* BATCH_* */
-    char *buf;               /* the arrays' text */
+    int mode;  /* BATCH_* */
+    char *buf; /* the arrays' text */
     size_t bufcap;
 };
 
@@ -37,10 +51,13 @@ static const pgbank__sink batch_sink;
 
 int pgbank__batch_setup(pgbank_engine *eng)
 {
-    int n = eng->opt.batch_inflight;
+    int n = eng->nlanes * eng->opt.batch_inflight;
+    eng->lanes = calloc((size_t)eng->nlanes, sizeof *eng->lanes);
     eng->batches = calloc((size_t)n, sizeof *eng->batches);
-    if (!eng->batches)
+    if (!eng->lanes || !eng->batches)
         return PGBANK_ENOMEM;
+    for (int i = 0; i < eng->nlanes; i++)
+        eng->lanes[i].conn = &eng->conns[eng->npool + i];
     for (int i = 0; i < n; i++) {
         eng->batches[i].node.sink = &batch_sink;
         eng->batches[i].next_free = i + 1 < n ? &eng->batches[i + 1] : NULL;
@@ -51,22 +68,12 @@ int pgbank__batch_setup(pgbank_engine *eng)
 
 void pgbank__batch_teardown(pgbank_engine *eng)
 {
-    for (int i = 0; eng->batches && i < eng->opt.batch_inflight; i++)
+    for (int i = 0; eng->batches && i < eng->nlanes * eng->opt.batch_inflight; i++)
         free(eng->batches[i].buf);
     free(eng->batches);
+    free(eng->lanes);
     eng->batches = NULL;
-}
-
-int pgbank__batch_ready(const pgbank_engine *eng)
-{
-    return eng->free_batch != NULL;
-}
-
-static int batch_kind(const pgbank_op *op)
-{
-    return op->kind == PGBANK_OP_WITHDRAW  ? SQL_KIND_WITHDRAW
-           : op->kind == PGBANK_OP_DEPOSIT ? SQL_KIND_DEPOSIT
-                                           : SQL_KIND_TRANSFER;
+    eng->lanes = NULL;
 }
 
 int pgbank__is_batched(const pgbank_op *op)
@@ -74,6 +81,97 @@ int pgbank__is_batched(const pgbank_op *op)
     return op->strategy == PGBANK_BATCH &&
            (op->kind == PGBANK_OP_WITHDRAW || op->kind == PGBANK_OP_DEPOSIT ||
             op->kind == PGBANK_OP_TRANSFER);
+}
+
+int pgbank__lane_of(const pgbank_engine *eng, int64_t account)
+{
+    /* Fibonacci hashing: consecutive ids spread evenly over the lanes. */
+    uint64_t h = (uint64_t)account * UINT64_C(0x9E3779B97F4A7C15);
+    return (int)((h >> 32) % (uint64_t)eng->nlanes);
+}
+
+/* --- the lanes' queues ------------------------------------------------------ */
+
+/* The next operation after op in lane l's queue. */
+static pgbank_op *lane_next(const pgbank__lane *l, const pgbank_engine *eng, pgbank_op *op)
+{
+    return OP(op)->lane2 >= 0 && &eng->lanes[OP(op)->lane2] == l ? OP(op)->next2 : OP(op)->next;
+}
+
+static void set_lane_next(const pgbank__lane *l, const pgbank_engine *eng, pgbank_op *op,
+                          pgbank_op *next)
+{
+    if (OP(op)->lane2 >= 0 && &eng->lanes[OP(op)->lane2] == l)
+        OP(op)->next2 = next;
+    else
+        OP(op)->next = next;
+}
+
+static void lane_append(pgbank__lane *l, pgbank_engine *eng, pgbank_op *op)
+{
+    set_lane_next(l, eng, op, NULL);
+    if (l->tail)
+        set_lane_next(l, eng, l->tail, op);
+    else
+        l->head = op;
+    l->tail = op;
+}
+
+static void lane_prepend(pgbank__lane *l, pgbank_engine *eng, pgbank_op *op)
+{
+    set_lane_next(l, eng, op, l->head);
+    l->head = op;
+    if (!l->tail)
+        l->tail = op;
+}
+
+/* Takes the first operation out of lane l's queue. */
+static pgbank_op *lane_pop(pgbank__lane *l, pgbank_engine *eng)
+{
+    pgbank_op *op = l->head;
+    if (!op)
+        return NULL;
+    l->head = lane_next(l, eng, op);
+    if (!l->head)
+        l->tail = NULL;
+    set_lane_next(l, eng, op, NULL);
+    return op;
+}
+
+void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op)
+{
+    pgbank__op_private *p = OP(op);
+    p->lane = pgbank__lane_of(eng, op->account);
+    p->lane2 = -1;
+    if (op->kind == PGBANK_OP_TRANSFER) {
+        int other = pgbank__lane_of(eng, op->to_account);
+        if (other != p->lane)
+            p->lane2 = other;
+    }
+    lane_append(&eng->lanes[p->lane], eng, op);
+    if (p->lane2 >= 0)
+        lane_append(&eng->lanes[p->lane2], eng, op);
+}
+
+void pgbank__batch_requeue(pgbank_engine *eng, pgbank_op *op)
+{
+    lane_prepend(&eng->lanes[OP(op)->lane], eng, op);
+    if (OP(op)->lane2 >= 0)
+        lane_prepend(&eng->lanes[OP(op)->lane2], eng, op);
+}
+
+static int crossing(const pgbank_op *op)
+{
+    return OP(op)->lane2 >= 0;
+}
+
+/* --- sending ----------------------------------------------------------------- */
+
+static int batch_kind(const pgbank_op *op)
+{
+    return op->kind == PGBANK_OP_WITHDRAW  ? SQL_KIND_WITHDRAW
+           : op->kind == PGBANK_OP_DEPOSIT ? SQL_KIND_DEPOSIT
+                                           : SQL_KIND_TRANSFER;
 }
 
 static char *put_i64(char *p, int64_t v)
@@ -92,48 +190,17 @@ static char *put_i64(char *p, int64_t v)
     return p;
 }
 
-/* An operation alone in the queue while no batch is in flight goes through
- * pgbank_batch_one(): the same result, without the arrays' fixed cost, so a
- * quiet system answers at the atomic strategy's latency; a keyed operation
- * at the front goes through pgbank_keyed().  Either takes a batch slot like
- * any batch, so arrival order holds.  Transfers take the array path. */
-static pgbank_op *solo_candidate(const pgbank_engine *eng, int busy)
-{
-    pgbank_op *found = NULL;
-    for (pgbank_op *op = eng->queue_head; op; op = OP(op)->next) {
-        if (!pgbank__is_batched(op))
-            continue;
-        if (op->key)
-            return found ? NULL : op;
-        if (found || busy)
-            return NULL; /* two or more, or a busy system: a batch */
-        found = op;
-    }
-    return found && found->kind != PGBANK_OP_TRANSFER ? found : NULL;
-}
-
-static void unlink_op(pgbank_engine *eng, pgbank_op *op, pgbank_op *prev)
-{
-    if (prev)
-        OP(prev)->next = OP(op)->next;
-    else
-        eng->queue_head = OP(op)->next;
-    if (eng->queue_tail == op)
-        eng->queue_tail = prev;
-    OP(op)->next = NULL;
-}
-
 /* Adds op to b, or ends it at once when the schema says it is invalid. */
-static int take(pgbank_engine *eng, pgbank__batch *b, pgbank_op *op)
+static void take(pgbank_engine *eng, pgbank__batch *b, pgbank_op *op)
 {
     pgbank_status st;
     const char *bad = pgbank__op_invalid(eng, op, &st);
     if (bad) {
         pgbank__op_set_message(eng, op, "", bad);
         pgbank__engine_complete(eng, op, st);
-        return 0;
+        return;
     }
-    OP(op)->flags = OPF_WRITE_SENT;
+    OP(op)->flags = (OP(op)->flags & (OPF_RESOLVING | OPF_INDOUBT | OPF_CROSSING)) | OPF_WRITE_SENT;
     OP(op)->state = ST_BATCH;
     OP(op)->next = NULL;
     if (b->tail)
@@ -142,7 +209,6 @@ static int take(pgbank_engine *eng, pgbank__batch *b, pgbank_op *op)
         b->head = op;
     b->tail = op;
     b->n++;
-    return 1;
 }
 
 static int send_solo(pgbank__conn *c, pgbank__batch *b)
@@ -204,49 +270,142 @@ static int send_arrays(pgbank__conn *c, pgbank__batch *b)
     return pgbank__conn_send(c, SQL_BATCH, v);
 }
 
-int pgbank__batch_send(pgbank__conn *c)
+/* Puts b in flight on its lane's connection.  Returns -1 when the
+ * connection broke. */
+static int launch(pgbank_engine *eng, pgbank__batch *b, int solo)
 {
-    pgbank_engine *eng = c->eng;
-    pgbank__batch *b = eng->free_batch;
-    if (!b)
-        return 0;
-    b->head = b->tail = NULL;
-    b->n = 0;
-    pgbank_op *solo = solo_candidate(eng, eng->batches_busy > 0);
-    if (solo) {
-        pgbank_op *prev = NULL;
-        for (pgbank_op *op = eng->queue_head; op != solo; op = OP(op)->next)
-            prev = op;
-        unlink_op(eng, solo, prev);
-        take(eng, b, solo);
-    } else {
-        pgbank_op *op = eng->queue_head, *prev = NULL;
-        while (op && b->n < eng->opt.batch_max) {
-            pgbank_op *next = OP(op)->next;
-            if (!pgbank__is_batched(op)) {
-                prev = op;
-                op = next;
-                continue;
-            }
-            if (op->key)
-                break; /* it goes alone, after this batch: arrival order holds */
-            unlink_op(eng, op, prev);
-            take(eng, b, op);
-            op = next;
-        }
-    }
-    if (b->n == 0)
-        return 0;
+    pgbank__conn *c = b->lane->conn;
     eng->free_batch = b->next_free;
     b->next_free = NULL;
-    eng->batches_busy++;
+    b->lane->busy++;
     eng->batches_sent++;
     eng->batched_ops += (uint64_t)b->n;
-    c->exclusive = 1; /* a batch has its connection to itself */
+    c->exclusive = 1; /* a lane's connection carries only its batches */
     pgbank__conn_push(c, &b->node);
     int rc = solo ? send_solo(c, b) : send_arrays(c, b);
     return rc < 0 ? -1 : pgbank__conn_sync(c);
 }
+
+/* The schema lacks what the batch strategy needs: the lane's operations end. */
+static int lane_unusable(pgbank_engine *eng, pgbank__lane *l)
+{
+    pgbank_op *op = l->head;
+    int key = op->key != NULL;
+    if (eng->batch_fn && (!key || eng->keyed_fn))
+        return 0;
+    lane_pop(l, eng);
+    if (crossing(op)) { /* out of its other lane's queue too */
+        pgbank__lane *o = &eng->lanes[OP(op)->lane == l - eng->lanes ? OP(op)->lane2 : OP(op)->lane];
+        pgbank_op **pp = &o->head, *prev = NULL;
+        while (*pp && *pp != op) {
+            prev = *pp;
+            pp = OP(prev)->lane2 >= 0 && &eng->lanes[OP(prev)->lane2] == o ? &OP(prev)->next2
+                                                                              : &OP(prev)->next;
+        }
+        if (*pp) {
+            *pp = lane_next(o, eng, op);
+            if (o->tail == op)
+                o->tail = prev;
+        }
+    }
+    pgbank_status st = PGBANK_DB_ERROR;
+    const char *bad = pgbank__op_invalid(eng, op, &st);
+    pgbank__op_set_message(eng, op, bad ? "" : PGBANK_SQLSTATE_UNDEFINED_FUNCTION,
+                           bad ? bad
+                           : key ? "a keyed batch operation needs pgbank_keyed() (schema 4 or"
+                                   " later): run 'pgbank init'"
+                                 : "the batch strategy needs pgbank_batch(): run 'pgbank init'");
+    pgbank__engine_complete(eng, op, bad ? st : PGBANK_DB_ERROR);
+    return 1;
+}
+
+/* What lane l can send now, if anything.  Returns -1 when its connection
+ * broke (the caller fails it). */
+static int lane_send(pgbank_engine *eng, pgbank__lane *l)
+{
+    pgbank__conn *c = l->conn;
+    while (l->head && c->state == CONN_READY && eng->free_batch &&
+           l->busy < eng->opt.batch_inflight) {
+        if (lane_unusable(eng, l))
+            continue;
+        pgbank_op *head = l->head;
+        pgbank__batch *b = eng->free_batch;
+        b->lane = l;
+        b->head = b->tail = NULL;
+        b->n = 0;
+        if (crossing(head)) {
+            /* Alone, when first in both lanes and both idle; it stays in
+             * the other lane's queue, holding it, until it is done. */
+            pgbank__lane *home = &eng->lanes[OP(head)->lane];
+            pgbank__lane *other = &eng->lanes[OP(head)->lane2];
+            if (l != home || other->head != head || home->busy || other->busy ||
+                (OP(head)->flags & OPF_CROSSING))
+                return 0;
+            lane_pop(home, eng);
+            OP(head)->flags |= OPF_CROSSING;
+            take(eng, b, head);
+            if (b->n == 0) { /* invalid: ended; release the other lane */
+                lane_pop(other, eng);
+                continue;
+            }
+            eng->crossings++;
+            if (launch(eng, b, head->key != NULL) < 0)
+                return -1;
+            return 0;
+        }
+        int solo = head->key != NULL ||
+                   (l->busy == 0 && head->kind != PGBANK_OP_TRANSFER &&
+                    (lane_next(l, eng, head) == NULL));
+        if (solo) {
+            take(eng, b, lane_pop(l, eng));
+        } else {
+            while (l->head && b->n < eng->opt.batch_max && !l->head->key && !crossing(l->head))
+                take(eng, b, lane_pop(l, eng));
+        }
+        if (b->n == 0)
+            continue; /* all invalid: ended */
+        if (launch(eng, b, solo) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void pgbank__batch_dispatch(pgbank_engine *eng)
+{
+    for (int i = 0; i < eng->nlanes; i++) {
+        pgbank__lane *l = &eng->lanes[i];
+        if (l->head && lane_send(eng, l) < 0)
+            pgbank__conn_fail(l->conn, PGBANK_SQLSTATE_CONNECTION_FAILURE,
+                              l->conn->pg ? PQerrorMessage(l->conn->pg) : "out of memory");
+    }
+}
+
+void pgbank__batch_fail_queued(pgbank_engine *eng, pgbank_status st, const char *sqlstate,
+                               const char *msg)
+{
+    for (int i = 0; i < eng->nlanes; i++) {
+        pgbank__lane *l = &eng->lanes[i];
+        pgbank_op *op;
+        while ((op = lane_pop(l, eng)) != NULL) {
+            if (crossing(op) && OP(op)->lane != i)
+                continue; /* ended from its first lane */
+            if (crossing(op) && (OP(op)->flags & OPF_CROSSING))
+                continue; /* in flight: its batch ends it */
+            pgbank__op_set_message(eng, op, sqlstate, msg);
+            if (OP(op)->flags & OPF_INDOUBT) {
+                char m[300];
+                snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
+                         op->result.message);
+                pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
+                pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
+            } else {
+                pgbank__engine_complete(eng, op, st);
+            }
+        }
+    }
+}
+
+/* --- results ----------------------------------------------------------------- */
 
 /* Reads the next element of a text array ("{1,NULL,-3}"); *isnull for NULL. */
 static const char *next_elem(const char *p, int64_t *out, int *isnull)
@@ -311,16 +470,25 @@ static void batch_result(pgbank__conn *c, pgbank__node *n, PGresult *r)
     }
 }
 
-/* The batch's slot is free again; its operations are the caller's. */
+/* The batch's slot is free again and its lane's connection too when it was
+ * the last; a crossing leaves its other lane's queue.  Returns its
+ * operations. */
 static pgbank_op *release(pgbank_engine *eng, pgbank__conn *c, pgbank__batch *b)
 {
     pgbank_op *ops = b->head;
+    pgbank__lane *l = b->lane;
+    if (ops && (OP(ops)->flags & OPF_CROSSING)) {
+        pgbank__lane *other = &eng->lanes[OP(ops)->lane2];
+        if (other->head == ops)
+            lane_pop(other, eng);
+        OP(ops)->flags &= ~OPF_CROSSING;
+    }
     b->head = b->tail = NULL;
     b->n = 0;
     b->next_free = eng->free_batch;
     eng->free_batch = b;
-    eng->batches_busy--;
-    c->exclusive = 0;
+    if (--l->busy == 0)
+        c->exclusive = 0;
     return ops;
 }
 
@@ -351,6 +519,9 @@ static int batch_synced(pgbank__conn *c, pgbank__node *n)
     return 0;
 }
 
+/* The lane's connection died with the batch in flight.  Its operations end
+ * as lost (a keyed one runs again: back to the front of its lane, before
+ * everything that arrived after it, so arrival order holds). */
 static void batch_lost(pgbank__conn *c, pgbank__node *n, const char *msg)
 {
     pgbank_engine *eng = c->eng;

@@ -58,6 +58,14 @@ int pgbank__conn_live(const pgbank_engine *eng)
     return 0;
 }
 
+/* No connection of the engine is left: the engine fails what waits for one
+ * (eng->error says why) once the work at hand is done. */
+static void conn_all_down(pgbank_engine *eng, const char *sqlstate)
+{
+    eng->all_down = 1;
+    pgbank__strlcpy(eng->down_state, sqlstate ? sqlstate : "", sizeof eng->down_state);
+}
+
 /* The connection broke (or could not be made): every operation in flight on
  * it ends now, exactly once; the connection reopens after a backoff. */
 void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
@@ -82,7 +90,7 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     c->inflight = 0;
     c->exclusive = 0;
     c->state = CONN_BROKEN;
-    if (was_open && eng->want_pool && !eng->closing) {
+    if (was_open && c->wanted && !eng->closing) {
         /* An established connection died (backend terminated, server
          * restarted): try again at once; queued operations wait for it. */
         c->backoff_ms = 0;
@@ -92,7 +100,7 @@ void pgbank__conn_fail(pgbank__conn *c, const char *sqlstate, const char *msg)
     c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 2000 ? 2000 : c->backoff_ms * 2) : 50;
     conn_set_deadline(c, c->backoff_ms);
     if (!pgbank__conn_live(eng))
-        pgbank__engine_fail_queue(eng, sqlstate, eng->error);
+        conn_all_down(eng, sqlstate);
 }
 
 static void conn_fail_pq(pgbank__conn *c)
@@ -254,7 +262,7 @@ static int setup_synced(pgbank__conn *c)
         c->backoff_ms = 2000;
         conn_set_deadline(c, c->backoff_ms);
         if (!pgbank__conn_live(eng))
-            pgbank__engine_fail_queue(eng, c->setup_state, c->setup_msg);
+            conn_all_down(eng, c->setup_state);
         return -2;
     }
     if (c->state == CONN_PROBING && !eng->opt.unnamed_statements) {
@@ -365,7 +373,7 @@ void pgbank__conn_timeout(pgbank__conn *c, int64_t now)
         break;
     case CONN_BROKEN:
         c->deadline_ns = 0;
-        if (c->eng->want_pool)
+        if (c->wanted)
             pgbank__conn_open(c);
         break;
     default:

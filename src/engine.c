@@ -20,6 +20,7 @@ PGBANK__API void pgbank_options_init(pgbank_options *opt)
     opt->retry_budget_ms = 10000;
     opt->batch_max = 4096;
     opt->batch_inflight = 1;
+    opt->lanes = PGBANK_DEFAULT_LANES;
 }
 
 PGBANK__API void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind)
@@ -44,13 +45,18 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
     if (opt->connections < 1 || opt->connections > 1024)
         return pgbank__fail(PGBANK_EINVAL, err, errlen,
                             "connections must be between 1 and 1024 (got %d)", opt->connections);
+    int lanes = opt->lanes ? opt->lanes : PGBANK_DEFAULT_LANES;
+    if (lanes < 1 || lanes > 64)
+        return pgbank__fail(PGBANK_EINVAL, err, errlen, "lanes must be between 1 and 64 (got %d)",
+                            opt->lanes);
+    int total = opt->connections + lanes;
     char *conninfo = pgbank_conninfo_normalize(opt->conninfo ? opt->conninfo : "", err, errlen);
     if (!conninfo)
         return PGBANK_ECONNINFO;
     pgbank_engine *eng = calloc(1, sizeof *eng);
-    pgbank__conn *conns = calloc((size_t)opt->connections, sizeof *conns);
-    struct pollfd *pollfds = calloc((size_t)opt->connections, sizeof *pollfds);
-    int *pollidx = calloc((size_t)opt->connections, sizeof *pollidx);
+    pgbank__conn *conns = calloc((size_t)total, sizeof *conns);
+    struct pollfd *pollfds = calloc((size_t)total, sizeof *pollfds);
+    int *pollidx = calloc((size_t)total, sizeof *pollidx);
     if (!eng || !conns || !pollfds || !pollidx) {
         free(eng);
         free(conns);
@@ -75,11 +81,14 @@ PGBANK__API int pgbank_engine_new(pgbank_engine **out, const pgbank_options *opt
         eng->opt.batch_max = PGBANK__BATCH_CAP; /* what the server takes */
     if (eng->opt.batch_inflight < 1)
         eng->opt.batch_inflight = 1;
+    eng->opt.lanes = lanes;
+    eng->nlanes = lanes;
     eng->rng = pgbank__rand_seed();
     eng->conninfo = conninfo;
     eng->scrub = pgbank__scrubber_new(conninfo);
     eng->conns = conns;
-    eng->nconns = opt->connections;
+    eng->npool = opt->connections;
+    eng->nconns = total;
     eng->pollfds = pollfds;
     eng->pollidx = pollidx;
     eng->told_timeout = -1;
@@ -113,14 +122,31 @@ PGBANK__API void pgbank_engine_get_stats(const pgbank_engine *eng, pgbank_engine
         return;
     st->batches = eng->batches_sent;
     st->batched_ops = eng->batched_ops;
+    st->crossings = eng->crossings;
+    st->lanes = eng->nlanes;
+}
+
+/* Opens connections [from, to) that are not open yet; they are wanted from
+ * then on (a failed one reopens). */
+static void engine_open(pgbank_engine *eng, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        eng->conns[i].wanted = 1;
+        if (eng->conns[i].state == CONN_IDLE)
+            pgbank__conn_open(&eng->conns[i]);
+    }
 }
 
 static void engine_open_pool(pgbank_engine *eng)
 {
     eng->want_pool = 1;
-    for (int i = 0; i < eng->nconns; i++)
-        if (eng->conns[i].state == CONN_IDLE)
-            pgbank__conn_open(&eng->conns[i]);
+    engine_open(eng, 0, eng->npool);
+}
+
+static void engine_open_lanes(pgbank_engine *eng)
+{
+    eng->want_lanes = 1;
+    engine_open(eng, eng->npool, eng->nconns);
 }
 
 PGBANK__API int pgbank_engine_connect(pgbank_engine *eng)
@@ -128,6 +154,7 @@ PGBANK__API int pgbank_engine_connect(pgbank_engine *eng)
     if (!eng)
         return PGBANK_EINVAL;
     engine_open_pool(eng);
+    engine_open_lanes(eng);
     pgbank__engine_after(eng);
     return 0;
 }
@@ -159,13 +186,13 @@ static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
 {
     int alone = pgbank__op_is_multistep(op) || pgbank__is_batched(op);
     pgbank__conn *best = NULL;
-    for (int k = 0; k < eng->nconns; k++) {
-        int i = (eng->next_conn + k) % eng->nconns;
+    for (int k = 0; k < eng->npool; k++) {
+        int i = (eng->next_conn + k) % eng->npool;
         pgbank__conn *c = &eng->conns[i];
         if (c->state != CONN_READY || c->exclusive)
             continue;
         if (c->inflight == 0) {
-            eng->next_conn = (i + 1) % eng->nconns;
+            eng->next_conn = (i + 1) % eng->npool;
             return c;
         }
         if (alone || c->inflight >= eng->opt.pipeline_depth)
@@ -181,32 +208,12 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
     while (eng->queue_head) {
         pgbank_op *op = eng->queue_head;
         if (pgbank__is_batched(op)) {
-            if (!pgbank__batch_ready(eng))
-                break;
-            pgbank__conn *c = engine_pick(eng, op);
-            if (!c)
-                break;
-            if (!eng->batch_fn || (op->key && !eng->keyed_fn)) {
-                /* The server functions come with `pgbank init`. */
-                pgbank_status st = PGBANK_DB_ERROR;
-                const char *bad = pgbank__op_invalid(eng, op, &st);
-                if (!bad)
-                    st = PGBANK_DB_ERROR;
-                pgbank__op_set_message(eng, op, bad ? "" : PGBANK_SQLSTATE_UNDEFINED_FUNCTION,
-                                       bad ? bad
-                                       : op->key ? "a keyed batch operation needs pgbank_keyed()"
-                                                   " (schema 4): run 'pgbank init'"
-                                                 : "the batch strategy needs pgbank_batch(): run "
-                                                   "'pgbank init'");
-                eng->queue_head = OP(op)->next;
-                if (!eng->queue_head)
-                    eng->queue_tail = NULL;
-                pgbank__engine_complete(eng, op, st);
-                continue;
-            }
-            if (pgbank__batch_send(c) < 0)
-                pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE,
-                                  c->pg ? PQerrorMessage(c->pg) : "out of memory");
+            /* A keyed batched operation run again after its connection
+             * died: back to its lane. */
+            eng->queue_head = OP(op)->next;
+            if (!eng->queue_head)
+                eng->queue_tail = NULL;
+            pgbank__batch_requeue(eng, op);
             continue;
         }
         pgbank__conn *c = engine_pick(eng, op);
@@ -226,6 +233,7 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
         if (pgbank__op_start(c, op) < 0)
             pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, PQerrorMessage(c->pg));
     }
+    pgbank__batch_dispatch(eng);
 }
 
 PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
@@ -249,13 +257,19 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         pgbank__engine_after(eng);
         return 0;
     }
-    if (eng->queue_tail)
-        OP(eng->queue_tail)->next = op;
-    else
-        eng->queue_head = op;
-    eng->queue_tail = op;
-    if (!eng->want_pool)
-        engine_open_pool(eng);
+    if (pgbank__is_batched(op)) {
+        pgbank__batch_enqueue(eng, op);
+        if (!eng->want_lanes)
+            engine_open_lanes(eng);
+    } else {
+        if (eng->queue_tail)
+            OP(eng->queue_tail)->next = op;
+        else
+            eng->queue_head = op;
+        eng->queue_tail = op;
+        if (!eng->want_pool)
+            engine_open_pool(eng);
+    }
     if (eng->in_callbacks)
         return 0; /* dispatched once the callbacks are done: resubmissions travel together */
     pgbank__engine_dispatch(eng);
@@ -348,6 +362,12 @@ static void engine_tell_loop(pgbank_engine *eng)
  * the loop what to watch. */
 void pgbank__engine_after(pgbank_engine *eng)
 {
+    if (eng->all_down) {
+        /* No connection left (conn.c): what waits for one fails now. */
+        eng->all_down = 0;
+        pgbank__engine_fail_queue(eng, eng->down_state, eng->error);
+        pgbank__batch_fail_queued(eng, PGBANK_DB_ERROR, eng->down_state, eng->error);
+    }
     do {
         if (eng->gates_full)
             pgbank__ops_release_gates(eng);
@@ -410,6 +430,8 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
         pgbank__op_set_message(eng, op, "", "shut down while waiting to retry");
         pgbank__engine_complete(eng, op, PGBANK_SHUT_DOWN);
     }
+    pgbank__batch_fail_queued(eng, PGBANK_SHUT_DOWN, "",
+                              "the engine was shut down before the operation ran");
     /* Work in flight ends as lost, which while closing means shut down
      * (or unknown outcome after a COMMIT was sent); sockets are removed
      * from the application's loop before they close. */

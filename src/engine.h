@@ -64,6 +64,7 @@ struct pgbank__conn {
     /* The connection is not to be shared: a multi-step transaction, an
      * operation held at its gate, or a batch owns it. */
     int exclusive;
+    int wanted;     /* opened on purpose: reopens after a failure */
     int in_cmd;     /* a command's results are being read (a NULL ends them) */
     int after_sync; /* the last result was a Sync (libpq may add a NULL) */
     int setup_failed;
@@ -75,12 +76,24 @@ struct pgbank__conn {
 
 typedef struct pgbank__batch pgbank__batch;
 
+/* A lane of the batch strategy (batch.c): the accounts that map to it, a
+ * connection of its own and the stream of batches on it.  Batches of
+ * different lanes never touch the same row, so they never wait for each
+ * other's row locks; one lane's batches run one after the other, in
+ * arrival order, on its one connection. */
+typedef struct pgbank__lane {
+    pgbank__conn *conn;     /* eng->conns[eng->npool + its index] */
+    pgbank_op *head, *tail; /* its operations waiting, in arrival order */
+    int busy;               /* its batches in flight */
+} pgbank__lane;
+
 struct pgbank_engine {
     pgbank_options opt;
     char *conninfo;
     struct pgbank__scrubber *scrub; /* the connection's secrets, found once */
     pgbank__conn *conns;
-    int nconns;
+    int nconns;   /* every connection: the pool, then one per lane */
+    int npool;    /* the pool's, for every strategy but batch */
     struct pollfd *pollfds; /* the built-in loop's arrays, one slot per connection */
     int *pollidx;
     int next_conn;                    /* where the dispatcher's scan starts */
@@ -90,7 +103,8 @@ struct pgbank_engine {
     pgbank_op *held;                    /* operations held at their gate (ops.c) */
     int gates_full;                     /* a gate has all its operations: release them */
     size_t pending;
-    int want_pool; /* keep every connection open (after connect or a submit) */
+    int want_pool;  /* the pool's connections are opened (after connect or a submit) */
+    int want_lanes; /* the lanes' are (after connect or a batched submit) */
     int closing;   /* pgbank_engine_free() is running */
     int in_callbacks; /* completion callbacks are running */
     /* Application loop (NULL: the built-in loop). */
@@ -107,18 +121,23 @@ struct pgbank_engine {
     int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
     int keyed_fn; /* pgbank_keyed() exists */
     int schema_error; /* the last connection failed on the schema, not the network */
+    int all_down;     /* no connection is left: engine_after fails what waits */
+    char down_state[6];
     /* The batch strategy (batch.c). */
-    pgbank__batch *batches;    /* opt.batch_inflight of them */
+    pgbank__lane *lanes;
+    int nlanes;
+    pgbank__batch *batches;    /* opt.batch_inflight per lane */
     pgbank__batch *free_batch; /* the ones not in flight */
-    int batches_busy;          /* ... and how many are */
-    uint64_t batches_sent, batched_ops;
+    uint64_t batches_sent, batched_ops, crossings;
     uint64_t rng; /* jitter */
     char error[512];
 };
 
 /* An operation's private part: pgbank_op.priv, seen through OP(). */
 typedef struct pgbank__op_private {
-    pgbank_op *next;    /* in the engine's queue, a batch, the held or delayed list */
+    pgbank_op *next;    /* in the engine's queue, a lane's, a batch, the held or delayed list */
+    pgbank_op *next2;   /* a transfer between two lanes: in its second lane's queue */
+    int lane, lane2;    /* the batch strategy's lanes (lane2 -1: one lane) */
     pgbank__node node;  /* in flight on a connection (ops.c's sink) */
     pgbank__conn *conn; /* the connection it runs on */
     int state;          /* ST_*: the step in flight */
@@ -160,7 +179,8 @@ enum {
     OPF_INDOUBT = 1 << 12,   /* ... and its COMMIT had been sent */
     OPF_DEBIT_OK = 1 << 13,  /* atomic transaction: the guarded debit matched */
     OPF_CREDIT_OK = 1 << 14, /* atomic transaction: the credit matched */
-    OPF_BALANCE_HIDDEN = 1 << 15 /* a refusal's balance this role may not read */
+    OPF_BALANCE_HIDDEN = 1 << 15, /* a refusal's balance this role may not read */
+    OPF_CROSSING = 1 << 16   /* a transfer between two lanes, in flight */
 };
 
 /* Operation states (OP(op)->state): the SQL step in flight. */
@@ -227,14 +247,26 @@ int pgbank__op_start(pgbank__conn *c, pgbank_op *op);
 void pgbank__ops_release_gates(pgbank_engine *eng);
 
 /* --- batch.c ---------------------------------------------------------------- */
+/* Sets up the lanes (on the last eng->nlanes connections) and their batches. */
 int pgbank__batch_setup(pgbank_engine *eng);
 void pgbank__batch_teardown(pgbank_engine *eng);
 int pgbank__is_batched(const pgbank_op *op);
-/* 1 when a batch may leave now (a slot is free). */
-int pgbank__batch_ready(const pgbank_engine *eng);
-/* Takes the batched operations at hand from the queue and sends them on c.
- * Returns -1 when the connection broke (the caller fails it). */
-int pgbank__batch_send(pgbank__conn *c);
+/* The lane that owns an account: the one seam between the batch strategy
+ * and how accounts are spread (here a hash of the id). */
+int pgbank__lane_of(const pgbank_engine *eng, int64_t account);
+/* An accepted batched operation joins its lane's queue (a transfer between
+ * two lanes joins both). */
+void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op);
+/* A keyed batched operation to run again (its connection died): first in
+ * its lane(s), before what arrived after it. */
+void pgbank__batch_requeue(pgbank_engine *eng, pgbank_op *op);
+/* Sends what every lane can send now. */
+void pgbank__batch_dispatch(pgbank_engine *eng);
+/* Ends every operation waiting in a lane: `st` with `msg` (shut down, or
+ * no connection left); in_doubt ones (a keyed operation re-run after its
+ * COMMIT was sent) as unknown outcome. */
+void pgbank__batch_fail_queued(pgbank_engine *eng, pgbank_status st, const char *sqlstate,
+                               const char *msg);
 
 /* --- engine.c --------------------------------------------------------------- */
 void pgbank__engine_dispatch(pgbank_engine *eng);
