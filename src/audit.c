@@ -3,9 +3,9 @@
  * that checks every balance against its journal.  Blocking, on a connection
  * of its own; the audit reads in one REPEATABLE READ snapshot so the checks
  * agree, and does all its arithmetic in SQL numeric, so no sum overflows.
- * A journal row may hold several operations of one batch (op_kinds,
- * op_amounts; its amount is their sum): the per-account check reads the
- * sums, money in and out read the operations.
+ * A batch's journal row holds its operations (schema 5): the audit reads
+ * them one by one (ENTRIES below), history through the pgbank_entries
+ * view.
  *
  * Both may run as a superuser: after finding the schema (the first of the
  * search_path, as everywhere in pgbank), the session's search_path becomes
@@ -119,22 +119,25 @@ static int64_t num(PGresult *r, int row, int col, int *clamped)
 }
 
 /* An account's journal, newest first: its chain walked back from the
- * account's newest row (accounts.jseq) through each row's predecessor,
- * each step one primary-key lookup; a row holding several operations of
- * one batch gives one entry each (the pgbank_entries view).  $1 account,
- * $2 how many entries (NULL: all). */
+ * account's newest row (accounts.jseq) through each row's predecessor (a
+ * batch's row keeps one per account it changed), each step one primary-key
+ * lookup; a batch's row gives the account's entries of that batch (the
+ * pgbank_entries view).  $1 account, $2 how many entries (NULL: all). */
 static const char history_sql[] =
     "WITH RECURSIVE h AS ("
-    "  SELECT j.seq, j.prev, 1 AS depth FROM @.pgbank_journal j"
-    "   WHERE j.seq = (SELECT a.jseq FROM @.accounts a WHERE a.id = $1)"
+    "  SELECT j.seq, CASE WHEN j.account IS NULL"
+    "   THEN j.prevs[array_position(j.accounts, $1::bigint)] ELSE j.prev END AS prev, 1 AS depth"
+    "   FROM @.pgbank_journal j WHERE j.seq = (SELECT a.jseq FROM @.accounts a WHERE a.id = $1)"
     "  UNION ALL"
-    "  SELECT j.seq, j.prev, h.depth + 1 FROM @.pgbank_journal j JOIN h ON j.seq = h.prev"
+    "  SELECT j.seq, CASE WHEN j.account IS NULL"
+    "   THEN j.prevs[array_position(j.accounts, $1::bigint)] ELSE j.prev END, h.depth + 1"
+    "   FROM @.pgbank_journal j JOIN h ON j.seq = h.prev"
     "   WHERE $2::int IS NULL OR h.depth < $2::int)"
     " SELECT e.seq, e.account, e.op, e.amount, e.balance_after, COALESCE(e.key, ''),"
     "  COALESCE(e.strategy, ''),"
     "  to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
     "  COALESCE(e.db_role, ''), COALESCE(e.application, '')"
-    " FROM h JOIN @.pgbank_entries e ON e.seq = h.seq"
+    " FROM h JOIN @.pgbank_entries e ON e.seq = h.seq AND e.account = $1"
     " ORDER BY h.depth, e.part DESC LIMIT $2::int";
 
 PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
@@ -170,21 +173,33 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
     return rc;
 }
 
+/* Every balance change the journal records, one row each (account,
+ * signed amount, op): single rows as they are, a batch's operations
+ * unnested (each transfer twice, out and in). */
+#define ENTRIES                                                                                    \
+    "e AS (SELECT account, amount, op FROM @.pgbank_journal WHERE account IS NOT NULL"            \
+    " UNION ALL SELECT o.id, CASE WHEN o.k = 1 THEN o.m ELSE -o.m END, 'batch'"                  \
+    "  FROM @.pgbank_journal j CROSS JOIN LATERAL unnest(j.kinds, j.ids, j.amounts) o(k, id, m)"  \
+    "  WHERE j.account IS NULL"                                                                    \
+    " UNION ALL SELECT o.t, o.m, 'batch'"                                                          \
+    "  FROM @.pgbank_journal j CROSS JOIN LATERAL unnest(j.kinds, j.to_ids, j.amounts) o(k, t, m)" \
+    "  WHERE j.account IS NULL AND o.k = 2)"
+
 /* The totals, one row: accounts, total balance, negative balances, opening
  * total, money in, money out, external changes and their net, and whether
  * total = opening + in - out + external (numeric: exact). */
 static const char totals_sql[] =
     "WITH a AS (SELECT count(*) AS n, COALESCE(sum(balance), 0) AS total,"
     "                  count(*) FILTER (WHERE balance < 0) AS neg FROM @.accounts),"
-    " j AS (SELECT COALESCE(sum(e.a) FILTER (WHERE op = 'open'), 0) AS opening,"
-    "              COALESCE(sum(e.a) FILTER (WHERE op NOT IN ('open', 'external')"
-    "                                             AND e.a > 0), 0) AS money_in,"
-    "              COALESCE(-sum(e.a) FILTER (WHERE op NOT IN ('open', 'external')"
-    "                                              AND e.a < 0), 0) AS money_out,"
+    " " ENTRIES ","
+    " j AS (SELECT COALESCE(sum(amount) FILTER (WHERE op = 'open'), 0) AS opening,"
+    "              COALESCE(sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                             AND amount > 0), 0) AS money_in,"
+    "              COALESCE(-sum(amount) FILTER (WHERE op NOT IN ('open', 'external')"
+    "                                              AND amount < 0), 0) AS money_out,"
     "              count(*) FILTER (WHERE op = 'external') AS ext,"
-    "              COALESCE(sum(e.a) FILTER (WHERE op = 'external'), 0) AS ext_net"
-    "         FROM @.pgbank_journal"
-    "         CROSS JOIN LATERAL unnest(COALESCE(op_amounts, ARRAY[amount])) e(a))"
+    "              COALESCE(sum(amount) FILTER (WHERE op = 'external'), 0) AS ext_net"
+    "         FROM e)"
     " SELECT a.n, a.total, a.neg, j.opening, j.money_in, j.money_out, j.ext, j.ext_net,"
     "        a.total = j.opening + j.money_in - j.money_out + j.ext_net,"
     "        (SELECT string_agg(format('%s (%s) x %s', s.r, s.app, s.n), ', ' ORDER BY s.n DESC)"
@@ -196,7 +211,7 @@ static const char totals_sql[] =
 
 /* Every account whose balance differs from its journal, or is negative. */
 #define PER_ACCOUNT                                                                                \
-    "WITH j AS (SELECT account, sum(amount) AS net FROM @.pgbank_journal GROUP BY account),"     \
+    "WITH " ENTRIES ", j AS (SELECT account, sum(amount) AS net FROM e GROUP BY account),"       \
     " p AS (SELECT COALESCE(a.id, j.account) AS id, COALESCE(a.balance, 0) AS bal,"              \
     "              COALESCE(j.net, 0) AS net"                                                      \
     "         FROM @.accounts a FULL JOIN j ON j.account = a.id"                                  \

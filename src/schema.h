@@ -20,6 +20,7 @@ typedef struct pgbank__init {
     char schema[140];       /* current_schema(), as an identifier ("x" quoted when needed) */
     char accounts_lit[300]; /* '<schema>.accounts' as a string literal, for regclass text */
     char seq_lit[320];      /* '<schema>.pgbank_journal_seq', the same */
+    char batch_lit[400];    /* the batch function's signature, the same */
     int64_t balance_max;    /* the balance column's largest value */
     int journal;            /* the journal and the keys exist (or are being made) */
 } pgbank__init;

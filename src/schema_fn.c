@@ -46,20 +46,34 @@
     "CASE " k " WHEN 0 THEN 'withdraw' WHEN 1 THEN 'deposit' WHEN 2 THEN 'transfer out'"          \
     " ELSE 'transfer in' END"
 
-/* The batch: locks every account of the batch in id order, then computes
- * each operation's result as if they ran one by one in arrival order (a
- * refusal never affects another operation).  Fast path: when no operation
- * is refused, that result is each account's running sum, computed
- * set-based; else a loop over the balances held in memory.  Then every
- * changed account is written once, with one journal row. */
+/* The batch: each operation's result as if they ran one by one in arrival
+ * order (a refusal never affects another operation), every changed account
+ * written once, and one journal row for the whole batch: its applied
+ * operations as they came (kinds, ids, to_ids, amounts) and, for each
+ * account it changed (accounts, by id), the account's previous journal row
+ * (prevs: the chain) and its balance after the batch (afters).
+ *
+ * The fast path, when no operation is refused: each account changes by the
+ * sum of its operations, in one guarded UPDATE (re-checked on the newest
+ * row version, no lock taken first), and the function returns each
+ * account's balance before the batch (accts, starts, by id): an
+ * operation's result is that balance plus the running sum of its account's
+ * operations up to it, which the caller adds up (status, bal and to_bal
+ * are then NULL).  The guards are conservative (the sum of the account's
+ * debits, and of its credits, must fit): when one fails, or a deadlock with
+ * another writer is detected, the subtransaction is rolled back and the
+ * slow path runs: the accounts locked in id order, the operations one by
+ * one on the balances held in memory, a result for each in status, bal and
+ * to_bal (accts and starts NULL). */
 const char pgbank__fn_batch[] =
     "CREATE OR REPLACE FUNCTION @S.pgbank_batch(kinds smallint[], ids bigint[],"
     " to_ids bigint[], amounts bigint[],"
-    " OUT status smallint[], OUT bal bigint[], OUT to_bal bigint[])\n"
+    " OUT status smallint[], OUT bal bigint[], OUT to_bal bigint[],"
+    " OUT accts bigint[], OUT starts bigint[])\n"
     " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
     "DECLARE\n"
-    "  n int; fast boolean;\n"
-    "  acc bigint[]; cur bigint[]; js bigint[]; ai int[]; ti int[];\n"
+    "  n int; fast boolean; jrow bigint; prevs bigint[]; afters bigint[];\n"
+    "  acc bigint[]; cur bigint[]; orig bigint[]; ai int[]; ti int[];\n"
     "  i int; a int; t int; amt bigint; k smallint;\n"
     "BEGIN\n"
     "  IF kinds IS NULL OR ids IS NULL OR to_ids IS NULL OR amounts IS NULL THEN\n"
@@ -95,82 +109,92 @@ const char pgbank__fn_batch[] =
     " i, kinds[i], ids[i], to_ids[i], amounts[i] USING ERRCODE = 'invalid_parameter_value';\n"
     "  END IF;\n"
     "  " OWN
-    "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
-    "         coalesce(array_agg(s.balance ORDER BY s.id), '{}')"
-    "@J{, coalesce(array_agg(s.jseq ORDER BY s.id), '{}')@J}"
-    " INTO acc, cur@J{, js@J}\n"
-    "    FROM (SELECT x.id, x.balance@J{, x.jseq@J} FROM @S.accounts x"
-    " WHERE x.id = ANY (ids || to_ids) ORDER BY x.id FOR UPDATE) s;\n"
-    "  WITH o AS (SELECT * FROM unnest(kinds, ids, to_ids, amounts) WITH ORDINALITY"
-    " u(k, a, t, m, ord)),\n"
-    "  d AS (SELECT o.ord, 0 AS side, o.a AS id,"
-    " CASE WHEN o.k = 1 THEN o.m ELSE -o.m END AS delta FROM o\n"
-    "        UNION ALL SELECT o.ord, 1, o.t, o.m FROM o WHERE o.k = 2),\n"
-    "  p AS (SELECT d.ord, d.side, l.id IS NOT NULL AS known,\n"
-    "               l.b + sum(d.delta) OVER (PARTITION BY d.id ORDER BY d.ord, d.side) AS after\n"
-    "          FROM d LEFT JOIN unnest(acc, cur) l(id, b) ON l.id = d.id),\n"
-    "  r AS (SELECT p.ord, bool_and(p.known AND p.after BETWEEN 0 AND @MAX) AS ok,\n"
-    "               max(p.after) FILTER (WHERE p.side = 0) AS b,"
-    " max(p.after) FILTER (WHERE p.side = 1) AS tb FROM p GROUP BY p.ord)\n"
-    "  SELECT bool_and(r.ok), array_agg(CASE WHEN r.ok THEN r.b::bigint END ORDER BY r.ord),"
-    " array_agg(CASE WHEN r.ok THEN r.tb::bigint END ORDER BY r.ord)"
-    " INTO fast, bal, to_bal FROM r;\n"
+    "@J{  jrow := nextval(@SEQ);\n@J}"
+    "  BEGIN\n"
+    "    WITH o AS (SELECT u.a AS id, CASE WHEN u.k = 1 THEN u.m ELSE -u.m END AS delta"
+    " FROM unnest(kinds, ids, amounts) u(k, a, m)\n"
+    "               UNION ALL SELECT u.t, u.m FROM unnest(kinds, to_ids, amounts) u(k, t, m)"
+    " WHERE u.k = 2),\n"
+    "    g AS (SELECT o.id, sum(o.delta)::bigint AS net,"
+    " coalesce(sum(o.delta) FILTER (WHERE o.delta < 0), 0) AS debits,"
+    " coalesce(sum(o.delta) FILTER (WHERE o.delta > 0), 0) AS credits FROM o GROUP BY o.id),\n"
+    "    u AS (UPDATE @S.accounts x SET balance = x.balance + g.net"
+    "@J{, jseq = jrow, jprev = x.jseq@J}\n"
+    "          FROM g WHERE x.id = ANY (ARRAY(SELECT g2.id FROM g g2)) AND x.id = g.id\n"
+    "           AND x.balance + g.debits >= 0 AND x.balance + g.credits <= @MAX\n"
+    "          RETURNING x.id, x.balance AS after, x.balance - g.net AS before@J{, x.jprev@J})\n"
+    "    SELECT (SELECT count(*) FROM u) = (SELECT count(*) FROM g),"
+    " array_agg(u.id ORDER BY u.id), array_agg(u.before ORDER BY u.id)"
+    "@J{, array_agg(u.jprev ORDER BY u.id), array_agg(u.after ORDER BY u.id)@J}"
+    " INTO fast, accts, starts@J{, prevs, afters@J} FROM u;\n"
+    "    IF NOT fast THEN\n"
+    "      RAISE EXCEPTION 'a refusal: one by one';\n"
+    "    END IF;\n"
+    "  EXCEPTION WHEN raise_exception OR deadlock_detected THEN\n"
+    "    fast := false; accts := NULL; starts := NULL;\n"
+    "  END;\n"
     "  IF fast THEN\n"
-    "    status := array_fill(@O_OK::smallint, ARRAY[n]);\n"
-    "  ELSE\n"
-    "    SELECT array_agg(p.pos::int ORDER BY o.ord), array_agg(q.pos::int ORDER BY o.ord)"
-    "      INTO ai, ti\n"
-    "      FROM unnest(ids, to_ids) WITH ORDINALITY o(id, to_id, ord)\n"
-    "      LEFT JOIN unnest(acc) WITH ORDINALITY p(id, pos) ON p.id = o.id\n"
-    "      LEFT JOIN unnest(acc) WITH ORDINALITY q(id, pos) ON q.id = o.to_id;\n"
-    "    status := array_fill(@O_OK::smallint, ARRAY[n]);\n"
-    "    bal := array_fill(NULL::bigint, ARRAY[n]);\n"
-    "    to_bal := bal;\n"
-    "    FOR i IN 1 .. n LOOP\n"
-    "      a := ai[i]; amt := amounts[i]; k := kinds[i];\n"
-    "      IF a IS NULL THEN\n"
-    "        status[i] := @O_NO_SUCH_ACCOUNT;\n"
-    "      ELSIF k = 0 THEN\n"
-    "        IF cur[a] >= amt THEN cur[a] := cur[a] - amt;"
-    " ELSE status[i] := @O_INSUFFICIENT_FUNDS; END IF;\n"
-    "        bal[i] := cur[a];\n"
-    "      ELSIF k = 1 THEN\n"
-    "        IF cur[a] > @MAX - amt THEN status[i] := @O_OVERFLOW;"
-    " ELSE cur[a] := cur[a] + amt; END IF;\n"
-    "        bal[i] := cur[a];\n"
-    "      ELSE\n"
-    "        t := ti[i];\n"
-    "        IF t IS NULL THEN status[i] := @O_NO_SUCH_DESTINATION;\n"
-    "        ELSIF cur[a] < amt THEN status[i] := @O_INSUFFICIENT_FUNDS; bal[i] := cur[a];\n"
-    "        ELSIF cur[t] > @MAX - amt THEN status[i] := @O_OVERFLOW;\n"
-    "        ELSE cur[a] := cur[a] - amt; cur[t] := cur[t] + amt;"
-    " bal[i] := cur[a]; to_bal[i] := cur[t];\n"
-    "        END IF;\n"
-    "      END IF;\n"
-    "    END LOOP;\n"
+    "@J{    INSERT INTO @S.pgbank_journal (seq, op, strategy, kinds, ids, to_ids, amounts,"
+    " accounts, prevs, afters)\n"
+    "    VALUES (jrow, 'batch', 'batch', kinds, ids, to_ids, amounts, accts, prevs, afters);\n@J}"
+    "    RETURN;\n"
     "  END IF;\n"
-    /* Every changed account once: its final balance, and one journal row
-     * holding its operations of this batch, chained to its previous row. */
-    "  WITH o AS (SELECT * FROM unnest(kinds, ids, to_ids, amounts, status, bal, to_bal)"
-    " WITH ORDINALITY u(k, a, t, m, st, b, tb, ord) WHERE u.st = @O_OK),\n"
-    "  d AS (SELECT o.ord, 0 AS side, o.a AS id, CASE WHEN o.k = 1 THEN o.m ELSE -o.m END"
-    " AS delta, o.k AS kind, o.b AS after FROM o\n"
-    "        UNION ALL SELECT o.ord, 1, o.t, o.m, 3::smallint, o.tb FROM o WHERE o.k = 2),\n"
-    "  g AS (SELECT d.id, count(*) AS cnt, sum(d.delta)::bigint AS net, min(d.ord) AS first,\n"
-    "               (array_agg(d.after ORDER BY d.ord DESC))[1] AS last,\n"
-    "               array_agg(d.kind ORDER BY d.ord) AS kinds_of,"
-    " array_agg(d.delta ORDER BY d.ord) AS deltas FROM d GROUP BY d.id)"
-    "@J{,\n"
-    "  s AS MATERIALIZED (SELECT g.*, j.prev, nextval(@SEQ) AS seq FROM g"
-    " JOIN unnest(acc, js) j(id, prev) ON j.id = g.id ORDER BY g.first),\n"
-    "  w AS (INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
-    " strategy, op_kinds, op_amounts)\n"
-    "        SELECT s.seq, s.id, s.prev, CASE WHEN s.cnt > 1 THEN 'batch' ELSE "
-    JOURNAL_OP_NAME("s.kinds_of[1]") " END, s.net, s.last, 'batch',"
-    " CASE WHEN s.cnt > 1 THEN s.kinds_of END, CASE WHEN s.cnt > 1 THEN s.deltas END FROM s)\n"
-    "  UPDATE @S.accounts x SET balance = s.last, jseq = s.seq FROM s WHERE x.id = s.id;\n"
+    "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
+    "         coalesce(array_agg(s.balance ORDER BY s.id), '{}') INTO acc, cur\n"
+    "    FROM (SELECT x.id, x.balance FROM @S.accounts x"
+    " WHERE x.id = ANY (ARRAY(SELECT DISTINCT u.id FROM unnest(ids || to_ids) u(id)))"
+    " ORDER BY x.id FOR UPDATE) s;\n"
+    "  SELECT array_agg(p.pos::int ORDER BY o.ord), array_agg(q.pos::int ORDER BY o.ord)"
+    "    INTO ai, ti\n"
+    "    FROM unnest(ids, to_ids) WITH ORDINALITY o(id, to_id, ord)\n"
+    "    LEFT JOIN unnest(acc) WITH ORDINALITY p(id, pos) ON p.id = o.id\n"
+    "    LEFT JOIN unnest(acc) WITH ORDINALITY q(id, pos) ON q.id = o.to_id;\n"
+    "  status := array_fill(@O_OK::smallint, ARRAY[n]);\n"
+    "  bal := array_fill(NULL::bigint, ARRAY[n]);\n"
+    "  to_bal := bal;\n"
+    "  orig := cur;\n"
+    "  FOR i IN 1 .. n LOOP\n"
+    "    a := ai[i]; amt := amounts[i]; k := kinds[i];\n"
+    "    IF a IS NULL THEN\n"
+    "      status[i] := @O_NO_SUCH_ACCOUNT;\n"
+    "    ELSIF k = 0 THEN\n"
+    "      IF cur[a] >= amt THEN cur[a] := cur[a] - amt;"
+    " ELSE status[i] := @O_INSUFFICIENT_FUNDS; END IF;\n"
+    "      bal[i] := cur[a];\n"
+    "    ELSIF k = 1 THEN\n"
+    "      IF cur[a] > @MAX - amt THEN status[i] := @O_OVERFLOW;"
+    " ELSE cur[a] := cur[a] + amt; END IF;\n"
+    "      bal[i] := cur[a];\n"
+    "    ELSE\n"
+    "      t := ti[i];\n"
+    "      IF t IS NULL THEN status[i] := @O_NO_SUCH_DESTINATION;\n"
+    "      ELSIF cur[a] < amt THEN status[i] := @O_INSUFFICIENT_FUNDS; bal[i] := cur[a];\n"
+    "      ELSIF cur[t] > @MAX - amt THEN status[i] := @O_OVERFLOW;\n"
+    "      ELSE cur[a] := cur[a] - amt; cur[t] := cur[t] + amt;"
+    " bal[i] := cur[a]; to_bal[i] := cur[t];\n"
+    "      END IF;\n"
+    "    END IF;\n"
+    "  END LOOP;\n"
+    /* Every account an applied operation touched, once (also when its
+     * operations sum to nothing: its chain must reach this batch's row). */
+    "  WITH c AS (SELECT DISTINCT v.id FROM unnest(kinds, ids, to_ids, status)"
+    " v0(k, a, t, st), LATERAL (VALUES (v0.a), (CASE WHEN v0.k = 2 THEN v0.t END)) v(id)"
+    " WHERE v0.st = @O_OK AND v.id IS NOT NULL),\n"
+    "  f AS (SELECT c.id, l.b FROM c JOIN unnest(acc, cur) l(id, b) ON l.id = c.id),\n"
+    "  u AS (UPDATE @S.accounts x SET balance = f.b@J{, jseq = jrow, jprev = x.jseq@J}"
+    " FROM f WHERE x.id = f.id RETURNING x.id, x.balance@J{, x.jprev@J})\n"
+    "  SELECT array_agg(u.id ORDER BY u.id)@J{, array_agg(u.jprev ORDER BY u.id),"
+    " array_agg(u.balance ORDER BY u.id)@J} INTO acc@J{, prevs, afters@J} FROM u;\n"
+    "@J{"
+    "  IF acc IS NOT NULL THEN\n"
+    "    INSERT INTO @S.pgbank_journal (seq, op, strategy, kinds, ids, to_ids, amounts,"
+    " accounts, prevs, afters)\n"
+    "    SELECT jrow, 'batch', 'batch', array_agg(v.k ORDER BY v.o), array_agg(v.a ORDER BY v.o),"
+    " array_agg(v.t ORDER BY v.o), array_agg(v.m ORDER BY v.o), acc, prevs, afters\n"
+    "      FROM unnest(kinds, ids, to_ids, amounts, status) WITH ORDINALITY v(k, a, t, m, st, o)"
+    " WHERE v.st = @O_OK;\n"
+    "  END IF;\n"
     "@J}"
-    "@N{\n  UPDATE @S.accounts x SET balance = g.last FROM g WHERE x.id = g.id;\n@N}"
     "  IF NOT " MAY_READ " THEN\n"
     "    FOR i IN 1 .. n LOOP\n"
     "      IF status[i] <> @O_OK THEN bal[i] := NULL; to_bal[i] := NULL; END IF;\n"
@@ -385,19 +409,31 @@ const char *const pgbank__external_triggers[] = {
     NULL,
 };
 
-/* The journal one operation per row, as its readers want it: a row holding
- * several operations of one batch gives one entry each (part 1, 2, ...),
- * its balance after computed back from the row's final balance. */
+/* The journal one operation per row, as its readers want it: a batch's
+ * row gives one entry per operation and account touched (part: 2 x the
+ * operation's place + 0 for its account, 1 for a transfer's destination),
+ * each entry's balance after computed back from the account's balance
+ * after the batch. */
 const char pgbank__journal_view[] =
     "CREATE OR REPLACE VIEW @S.pgbank_entries AS"
-    " SELECT j.seq, COALESCE(e.i, 1) AS part, j.account, j.prev,"
-    "  CASE WHEN e.i IS NULL THEN j.op ELSE " JOURNAL_OP_NAME("e.kind") " END AS op,"
-    "  COALESCE(e.amt, j.amount) AS amount,"
-    "  j.balance_after - COALESCE(sum(e.amt) OVER (PARTITION BY j.seq ORDER BY e.i DESC"
-    "   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS balance_after,"
+    " SELECT j.seq, 0::bigint AS part, j.account, j.prev, j.op, j.amount, j.balance_after,"
     "  j.strategy, j.key, j.at, j.db_role, j.application"
-    " FROM @S.pgbank_journal j"
-    " LEFT JOIN LATERAL unnest(j.op_kinds, j.op_amounts) WITH ORDINALITY e(kind, amt, i) ON true";
+    " FROM @S.pgbank_journal j WHERE j.account IS NOT NULL"
+    " UNION ALL"
+    " SELECT b.seq, b.part, b.account, b.prev, b.op, b.amount,"
+    "  b.after - COALESCE(sum(b.amount) OVER (PARTITION BY b.seq, b.account ORDER BY b.part DESC"
+    "   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),"
+    "  b.strategy, NULL, b.at, NULL, NULL"
+    " FROM (SELECT j.seq, e.part, e.account, a.prev, e.op, e.amount, a.after, j.strategy, j.at"
+    "   FROM @S.pgbank_journal j"
+    "   CROSS JOIN LATERAL (SELECT o.ord * 2 + s.side AS part,"
+    "     CASE WHEN s.side = 0 THEN o.id ELSE o.to_id END AS account,"
+    "     CASE WHEN s.side = 1 THEN 'transfer in' ELSE " JOURNAL_OP_NAME("o.k") " END AS op,"
+    "     CASE WHEN o.k = 1 OR s.side = 1 THEN o.m ELSE -o.m END AS amount"
+    "     FROM unnest(j.kinds, j.ids, j.to_ids, j.amounts) WITH ORDINALITY o(k, id, to_id, m, ord),"
+    "     (VALUES (0), (1)) s(side) WHERE s.side = 0 OR o.k = 2) e"
+    "   JOIN LATERAL unnest(j.accounts, j.prevs, j.afters) a(id, prev, after) ON a.id = e.account"
+    "  WHERE j.account IS NULL) b";
 
 const char *const pgbank__app_functions[] = {
     "pgbank_batch(smallint[], bigint[], bigint[], bigint[])",

@@ -64,6 +64,10 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
         snprintf(out, outlen, "%s", x->accounts_lit);
         return 1;
     }
+    if (len == 11 && memcmp(name, "S_LIT_BATCH", 11) == 0) {
+        snprintf(out, outlen, "%s", x->batch_lit);
+        return 1;
+    }
     if (len == 3 && memcmp(name, "SEQ", 3) == 0) {
         snprintf(out, outlen, "%s", x->seq_lit);
         return 1;
@@ -141,11 +145,42 @@ int pgbank__init_run_template(pgbank__init *x, const char *tmpl)
     return pgbank__init_exec(x, tmpl, 0, NULL, NULL);
 }
 
+/* pgbank_batch() of schema 4 returned fewer columns: a function's result
+ * cannot change in place, so it is dropped and made again, and EXECUTE
+ * given back to the roles that had it (the application role). */
+static int replace_old_batch(pgbank__init *x, char *grantees, size_t len)
+{
+    PGresult *r;
+    grantees[0] = '\0';
+    if (pgbank__init_exec(x,
+                          "SELECT coalesce(string_agg(quote_ident(g.rolname), ', '), ''),"
+                          " count(*) OVER () FROM pg_proc p"
+                          " LEFT JOIN LATERAL (SELECT r.rolname FROM aclexplode(p.proacl) a"
+                          "  JOIN pg_roles r ON r.oid = a.grantee"
+                          "  WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner) g"
+                          " ON true"
+                          " WHERE p.oid = to_regprocedure(@S_LIT_BATCH)"
+                          " AND pg_get_function_result(p.oid) NOT LIKE '%starts%' GROUP BY p.oid",
+                          0, NULL, &r) < 0)
+        return -1;
+    int old = PQntuples(r) > 0;
+    if (old)
+        pgbank__strlcpy(grantees, PQgetvalue(r, 0, 0), len);
+    PQclear(r);
+    if (old && pgbank__init_run_template(
+                   x, "DROP FUNCTION @S.pgbank_batch(smallint[], bigint[], bigint[], bigint[])") < 0)
+        return -1;
+    return 0;
+}
+
 int pgbank__init_functions(pgbank__init *x)
 {
+    char grantees[1024];
     for (int i = 0; pgbank__obsolete_functions[i]; i++)
         if (pgbank__init_run_template(x, pgbank__obsolete_functions[i]) < 0)
             return -1;
+    if (replace_old_batch(x, grantees, sizeof grantees) < 0)
+        return -1;
     if (pgbank__init_run_template(x, pgbank__fn_batch) < 0 ||
         pgbank__init_run_template(x, pgbank__fn_batch_one) < 0)
         return -1;
@@ -162,7 +197,15 @@ int pgbank__init_functions(pgbank__init *x)
                 x, "REVOKE ALL ON FUNCTION @S.pgbank_external() FROM PUBLIC") < 0)
             return -1;
     }
-    char sql[256];
+    char sql[1400];
+    if (grantees[0]) {
+        snprintf(sql, sizeof sql,
+                 "GRANT EXECUTE ON FUNCTION @S.pgbank_batch(smallint[], bigint[], bigint[],"
+                 " bigint[]) TO %s",
+                 grantees);
+        if (pgbank__init_run_template(x, sql) < 0)
+            return -1;
+    }
     for (int i = 0; pgbank__app_functions[i]; i++) {
         if (!x->journal && strncmp(pgbank__app_functions[i], "pgbank_keyed", 12) == 0)
             continue;

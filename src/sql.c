@@ -135,8 +135,8 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                      4, SQL_NEEDS_JOURNAL},
     /* $1 kinds (SQL_KIND_*), $2 accounts, $3 destinations, $4 amounts */
     [SQL_BATCH] = {"pgbank_batch",
-                   "SELECT status, bal, to_bal FROM pgbank_batch($1::smallint[], $2::bigint[],"
-                   " $3::bigint[], $4::bigint[])",
+                   "SELECT status, bal, to_bal, accts, starts FROM pgbank_batch($1::smallint[],"
+                   " $2::bigint[], $3::bigint[], $4::bigint[])",
                    4, SQL_NEEDS_BATCH},
     /* $1 kind, $2 account, $3 amount */
     [SQL_BATCH_ONE] = {"pgbank_batch_one",
