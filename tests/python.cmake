@@ -1,0 +1,48 @@
+# The Python package (python/pgbank) and its pytest suite, one CTest entry
+# per file, against the throwaway server.  Each runs python/tests/run.sh
+# through pgbank_cli_test, so it gets exactly the environment of the other
+# database tests; run.sh loads this build's libpgbank.so.0 (next to the
+# pgbank binary).  Run them alone with `ctest -L python`.
+#
+# The interpreter: Debian's /usr/bin/python3 by default, which has
+# python3-pytest, python3-sqlalchemy and python3-asyncpg (scripts/deps.sh
+# test); a python3 found first on PATH (pyenv, a virtualenv) may not.
+if(EXISTS /usr/bin/python3)
+  set(PGBANK_PYTHON_DEFAULT /usr/bin/python3)
+else()
+  find_program(PGBANK_PYTHON_DEFAULT NAMES python3)
+endif()
+set(PGBANK_PYTHON "${PGBANK_PYTHON_DEFAULT}" CACHE FILEPATH
+    "Python interpreter for the Python package's tests (needs pytest, SQLAlchemy, asyncpg)")
+
+set(PGBANK_PYTHON_TESTS
+  "the Python package's ctypes structures match pgbank.h field by field"
+    test_layout.py
+  "Python: the seed's withdrawal works with every strategy, and the API answers as documented"
+    test_seed.py
+  "Python: ten concurrent withdrawals of 80 from 100 succeed once with every safe strategy, and 16 tasks x 1000 withdrawals add up"
+    test_concurrency.py
+  "Python: a cancelled task or a closed Bank never loses an operation's outcome"
+    test_cancel_close.py
+  "Python: an idempotency key replays the original result from a new Bank"
+    test_keys.py
+  "Python: bad input raises InvalidInput before anything is sent"
+    test_input.py
+  "Python: a database password never appears in a repr, an exception or a log"
+    test_password.py)
+
+# Under AddressSanitizer the library cannot be loaded into an interpreter
+# that is not itself instrumented (the ASan runtime must come first in the
+# process), so the sanitized build does not register these tests: the
+# sanitized suite covers the C engine, which is all the package calls.
+if(PGBANK_SANITIZE)
+  return()
+endif()
+
+while(PGBANK_PYTHON_TESTS)
+  list(POP_FRONT PGBANK_PYTHON_TESTS title file)
+  pgbank_cli_test("${title}" ../python/tests/run.sh)
+  set_property(TEST "${title}" APPEND PROPERTY ENVIRONMENT_MODIFICATION
+    "PGBANK_PYTEST=set:${file}" "PGBANK_PYTHON=set:${PGBANK_PYTHON}")
+  set_property(TEST "${title}" APPEND PROPERTY LABELS python)
+endwhile()
