@@ -29,7 +29,9 @@ set(PGBANK_PYTHON_TESTS
   "Python: bad input raises InvalidInput before anything is sent"
     test_input.py
   "Python: a database password never appears in a repr, an exception or a log"
-    test_password.py)
+    test_password.py
+  "the Python examples run against the private server and print the seed's outcomes"
+    test_examples.py)
 
 # Under AddressSanitizer the library cannot be loaded into an interpreter
 # that is not itself instrumented (the ASan runtime must come first in the

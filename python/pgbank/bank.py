@@ -260,8 +260,9 @@ class Bank:
         when it is the database); returns the Bank.  Connections open on the
         first operation.  Opening an open Bank does nothing."""
         loop = asyncio.get_running_loop()
-        if self._eng:
+        if self._loop is not None:
             self._check_loop(loop)
+        if self._eng:
             return self
         if self._closed:
             raise ShutDown("the Bank is closed")
@@ -339,6 +340,8 @@ class Bank:
         ShutDown (UnknownOutcome when their COMMIT had been sent), the
         connections close, the loop stops watching them.  Closing a closed
         Bank does nothing."""
+        if self._eng:
+            self._check_loop(asyncio.get_running_loop())
         self._shutdown()
 
     def _shutdown(self) -> None:
@@ -413,13 +416,30 @@ class Bank:
         return C.conninfo_params(self._conninfo or "")
 
     def _check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop is not self._loop:
+        """The Bank is used from `loop`.  Fine when it is the Bank's loop;
+        when the Bank's loop has closed (the seed's `asyncio.run(...)` per
+        call, with the Bank at module level), `loop` adopts the Bank;
+        otherwise the Bank belongs to a loop still alive elsewhere."""
+        if loop is self._loop:
+            return
+        if self._loop is not None and not self._loop.is_closed():
             raise Error("this Bank belongs to another event loop: make one Bank per event "
                         "loop (per thread)")
+        # Whatever the closed loop watched died with it: tell the new loop
+        # about every socket afresh.  Operations whose tasks the old loop
+        # cancelled complete here and are reported (cancelled_outcomes).
+        self._loop = loop
+        self._open_lock = None
+        self._watch.clear()
+        self._timer = None
+        self._flush_handle = None
+        if self._eng:
+            C.lib.pgbank_engine_set_loop(self._eng, self._c_socket, self._c_timer, None)
+        if self._held:
+            self._flush_handle = loop.call_soon(self._flush)
 
     async def _ready(self) -> None:
-        if not self._eng:
-            await self.open()
+        await self.open()  # opens, or checks the loop
 
     # --- money ----------------------------------------------------------------------
 
@@ -524,6 +544,7 @@ class Bank:
         loop = self._loop
         if asyncio.get_running_loop() is not loop:
             self._check_loop(asyncio.get_running_loop())
+            loop = self._loop
         st = self._strategy if strategy is None else _check_strategy(strategy)
         kbuf = None
         if key is not None:

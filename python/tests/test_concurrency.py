@@ -27,6 +27,9 @@ def test_ten_concurrent_withdrawals_of_80_from_100(strategy: str) -> None:
     async def main() -> None:
         async with pgbank.Bank(strategy=strategy, connections=10) as bank:
             a = await bank.open_account(balance=100)
+            # Let the pool finish connecting, so that the ten start together.
+            await asyncio.gather(*(bank.balance(a) for _ in range(10)))
+            await asyncio.sleep(0.2)
             results = await asyncio.gather(*(bank.withdraw(a, 80) for _ in range(10)),
                                            return_exceptions=True)
             ok, refused, other = split(results)

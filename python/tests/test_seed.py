@@ -138,3 +138,15 @@ def test_withdraw_many_returns_each_outcome_in_order() -> None:
             assert await bank.withdraw_many([]) == []
             assert bank.stats()["batches"] >= 1
     run(main())
+
+
+def test_a_module_level_bank_serves_one_asyncio_run_after_another() -> None:
+    """The seed's idiom: the engine at module level, asyncio.run() per call.
+    Each new loop adopts the Bank once the previous one has closed."""
+    bank = pgbank.Bank()
+    a = asyncio.run(bank.open_account(balance=100))
+    assert asyncio.run(bank.withdraw(a, 30)) == 70
+    assert asyncio.run(bank.withdraw(a, 30, strategy="for-update")) == 40
+    assert [r.amount for r in asyncio.run(bank.history(a))] == [-30, -30, 100]
+    asyncio.run(bank.close())
+    assert "closed" in repr(bank)
