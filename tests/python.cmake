@@ -3,17 +3,9 @@
 # through pgbank_cli_test, so it gets exactly the environment of the other
 # database tests; run.sh loads this build's libpgbank.so.0 (next to the
 # pgbank binary).  Run them alone with `ctest -L python`.
-#
-# The interpreter: Debian's /usr/bin/python3 by default, which has
-# python3-pytest, python3-sqlalchemy and python3-asyncpg (scripts/deps.sh
-# test); a python3 found first on PATH (pyenv, a virtualenv) may not.
-if(EXISTS /usr/bin/python3)
-  set(PGBANK_PYTHON_DEFAULT /usr/bin/python3)
-else()
-  find_program(PGBANK_PYTHON_DEFAULT NAMES python3)
-endif()
-set(PGBANK_PYTHON "${PGBANK_PYTHON_DEFAULT}" CACHE FILEPATH
-    "Python interpreter for the Python package's tests (needs pytest, SQLAlchemy, asyncpg)")
+# The interpreter is PGBANK_PYTHON (python/python.cmake): Debian's
+# /usr/bin/python3 unless told otherwise.
+include(${PROJECT_SOURCE_DIR}/python/python.cmake)
 
 set(PGBANK_PYTHON_TESTS
   "the Python package's ctypes structures match pgbank.h field by field"
@@ -31,7 +23,9 @@ set(PGBANK_PYTHON_TESTS
   "Python: a database password never appears in a repr, an exception or a log"
     test_password.py
   "the Python examples run against the private server and print the seed's outcomes"
-    test_examples.py)
+    test_examples.py
+  "make install puts the Python package where Python finds it, with the library it loads"
+    test_install.py)
 
 # Under AddressSanitizer the library cannot be loaded into an interpreter
 # that is not itself instrumented (the ASan runtime must come first in the
