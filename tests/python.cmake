@@ -25,7 +25,9 @@ set(PGBANK_PYTHON_TESTS
   "the Python examples run against the private server and print the seed's outcomes"
     test_examples.py
   "make install puts the Python package where Python finds it, with the library it loads"
-    test_install.py)
+    test_install.py
+  "python/bench.py runs the seed's SQLAlchemy code and pgbank side by side and checks the money"
+    test_bench.py)
 
 # Under AddressSanitizer the library cannot be loaded into an interpreter
 # that is not itself instrumented (the ASan runtime must come first in the
