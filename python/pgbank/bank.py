@@ -82,7 +82,10 @@ def _check_key(key: Any) -> Optional[Any]:
         return None
     if not isinstance(key, str):
         raise InvalidInput(f"an idempotency key must be a str (got {type(key).__name__})")
-    raw = key.encode()
+    try:
+        raw = key.encode()
+    except UnicodeEncodeError:
+        raw = b""
     if not raw or len(raw) > _KEY_MAX or b"\0" in raw:
         raise InvalidInput(f"an idempotency key must be 1 to {_KEY_MAX} bytes of UTF-8 "
                            f"without NUL (got {len(raw)} bytes)", key=key)
@@ -107,15 +110,18 @@ def _env_set(name: str) -> bool:
 
 
 class _Group:
-    """Many operations awaited together (the *_many methods): one Future
-    for all, results in submission order."""
+    """Many withdrawals awaited together (withdraw_many): one Future for
+    all, results in submission order."""
 
-    __slots__ = ("fut", "results", "left", "return_exceptions")
+    __slots__ = ("fut", "requests", "strategy", "results", "left", "return_exceptions")
 
-    def __init__(self, fut: asyncio.Future, n: int, return_exceptions: bool) -> None:
+    def __init__(self, fut: asyncio.Future, requests: List[Tuple[int, int]], strategy: int,
+                 return_exceptions: bool) -> None:
         self.fut = fut
-        self.results: List[Any] = [None] * n
-        self.left = n
+        self.requests = requests
+        self.strategy = strategy
+        self.results: List[Any] = [None] * len(requests)
+        self.left = len(requests)
         self.return_exceptions = return_exceptions
 
 
@@ -450,21 +456,21 @@ class Bank:
         Conflict (key reused with other parameters), UnknownOutcome,
         DatabaseError, InvalidInput (before anything is sent).  With `key`, a
         repeated call returns the original outcome with ``replayed`` True."""
-        account = _check_account(account)
-        amount = _check_amount(amount)
+        req = self._request(C.OP_WITHDRAW, _check_account(account), 0, _check_amount(amount),
+                            strategy, key)
         if not self._eng:
             await self.open()
-        return await self._start(C.OP_WITHDRAW, account, 0, amount, strategy, key)
+        return await self._start(req)
 
     async def deposit(self, account: int, amount: int, *, strategy: Optional[str] = None,
                       key: Optional[str] = None) -> Balance:
         """Adds `amount` (minor units, > 0) to `account`; returns the new
         balance.  Exceptions as for withdraw()."""
-        account = _check_account(account)
-        amount = _check_amount(amount)
+        req = self._request(C.OP_DEPOSIT, _check_account(account), 0, _check_amount(amount),
+                            strategy, key)
         if not self._eng:
             await self.open()
-        return await self._start(C.OP_DEPOSIT, account, 0, amount, strategy, key)
+        return await self._start(req)
 
     async def transfer(self, from_account: int, to_account: int, amount: int, *,
                        strategy: Optional[str] = None, key: Optional[str] = None) -> Transfer:
@@ -477,24 +483,26 @@ class Bank:
         if a == b:
             raise InvalidInput("cannot transfer from an account to itself", account=a,
                                amount=amount)
+        req = self._request(C.OP_TRANSFER, a, b, amount, strategy, key)
         if not self._eng:
             await self.open()
-        return await self._start(C.OP_TRANSFER, a, b, amount, strategy, key)
+        return await self._start(req)
 
     async def balance(self, account: int) -> Balance:
         """The balance of `account`.  Raises NoSuchAccount."""
-        account = _check_account(account)
+        req = (C.OP_BALANCE, _check_account(account), 0, 0, C.ATOMIC, None, None)
         if not self._eng:
             await self.open()
-        return await self._start(C.OP_BALANCE, account, 0, 0, "atomic", None)
+        return await self._start(req)
 
     async def open_account(self, balance: int = 0) -> int:
         """Opens an account holding `balance` (minor units, >= 0); returns
         its id."""
-        balance = _check_amount(balance, "opening balance", 0)
+        req = (C.OP_OPEN, 0, 0, _check_amount(balance, "opening balance", 0), C.ATOMIC, None,
+               None)
         if not self._eng:
             await self.open()
-        return await self._start(C.OP_OPEN, 0, 0, balance, "atomic", None)
+        return await self._start(req)
 
     async def withdraw_many(self, requests: Sequence[Tuple[int, int]], *,
                             strategy: Optional[str] = None,
@@ -514,7 +522,7 @@ class Bank:
         if asyncio.get_running_loop() is not self._loop:
             self._check_loop(asyncio.get_running_loop())
         n = len(checked)
-        group = _Group(self._loop.create_future(), n, return_exceptions)
+        group = _Group(self._loop.create_future(), checked, st, return_exceptions)
         start = self._start_one
         for i, (a, m) in enumerate(checked):
             try:
@@ -538,13 +546,10 @@ class Bank:
             self._addrs.append(addr)
             self._ctx.append(None)
 
-    def _start(self, kind: int, account: int, to_account: int, amount: int,
-               strategy: Optional[str], key: Optional[str]) -> asyncio.Future:
-        """Checks what is left to check, submits, returns the Future."""
-        loop = self._loop
-        if asyncio.get_running_loop() is not loop:
-            self._check_loop(asyncio.get_running_loop())
-            loop = self._loop
+    def _request(self, kind: int, account: int, to_account: int, amount: int,
+                 strategy: Optional[str], key: Optional[str]) -> tuple:
+        """A money operation with every argument checked: nothing is sent
+        for a request that fails here."""
         st = self._strategy if strategy is None else _check_strategy(strategy)
         kbuf = None
         if key is not None:
@@ -552,8 +557,16 @@ class Bank:
             if st == C.BATCH:
                 raise InvalidInput("the batch strategy carries no idempotency keys: use "
                                    "another strategy for keyed operations", key=key)
+        return (kind, account, to_account, amount, st, key, kbuf)
+
+    def _start(self, req: tuple) -> asyncio.Future:
+        """Submits a checked request; returns its Future."""
+        loop = self._loop
+        if asyncio.get_running_loop() is not loop:
+            self._check_loop(asyncio.get_running_loop())
+            loop = self._loop
         fut = loop.create_future()
-        self._start_one(kind, account, to_account, amount, st, key, kbuf, fut, None)
+        self._start_one(*req, fut, None)
         return fut
 
     def _start_one(self, kind: int, account: int, to_account: int, amount: int, st: int,
@@ -641,6 +654,7 @@ class Bank:
     def _on_done(self, addr: int) -> None:
         """pgbank_done_fn: runs from inside the engine, exactly once per
         operation.  Must not raise (it returns into C)."""
+        ctx = None
         try:
             i = self._slot_of[addr]
             ctx = self._ctx[i]
@@ -668,6 +682,22 @@ class Bank:
                 self._deliver(target, ctx[1], ctx, value, ok)
         except BaseException as e:  # never into C
             self._callback_failed("completion", e)
+            self._fail_awaiter(ctx, e)
+
+    def _fail_awaiter(self, ctx: Optional[tuple], e: BaseException) -> None:
+        """After a failure inside the completion callback: the awaiting task
+        must not wait forever; it gets an Error saying what happened."""
+        try:
+            if ctx is None:
+                return
+            err = Error(f"pgbank: internal error reading the outcome: {e!r}")
+            target, index = ctx[0], ctx[1]
+            if index is not None:
+                self._group_done(target, index, err, False)
+            elif not target.done():
+                target.set_exception(err)
+        except BaseException:
+            pass
 
     def _deliver(self, target: Any, index: Optional[int], ctx: Optional[tuple], value: Any,
                  ok: bool) -> None:
@@ -736,8 +766,11 @@ class Bank:
             return
         fut = group.fut
         if fut.cancelled():
-            for r in group.results:
-                self.cancelled_outcomes.append(self._outcome_of_group(r))
+            for (account, amount), r in zip(group.requests, group.results):
+                ok = not isinstance(r, BaseException)
+                self.cancelled_outcomes.append(Outcome(
+                    "withdraw", account, amount, None, None, STRATEGIES[group.strategy],
+                    "ok" if ok else r.status, r if ok else None, "" if ok else str(r)))
             log.warning("pgbank: %d withdrawals completed after their awaiting task was "
                         "cancelled (see Bank.cancelled_outcomes)", len(group.results))
             return
@@ -747,13 +780,6 @@ class Bank:
                     fut.set_exception(r)
                     return
         fut.set_result(group.results)
-
-    @staticmethod
-    def _outcome_of_group(r: Any) -> Outcome:
-        if isinstance(r, Error):
-            return Outcome("withdraw", r.account, r.amount, None, r.key, "", r.status, None,
-                           r.message)
-        return Outcome("withdraw", None, None, None, None, "", "ok", r)
 
     def _report_cancelled(self, ctx: tuple, value: Any, ok: bool) -> None:
         """An outcome nobody awaits any more: kept and logged, never dropped."""

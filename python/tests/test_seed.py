@@ -150,3 +150,26 @@ def test_a_module_level_bank_serves_one_asyncio_run_after_another() -> None:
     assert [r.amount for r in asyncio.run(bank.history(a))] == [-30, -30, 100]
     asyncio.run(bank.close())
     assert "closed" in repr(bank)
+
+
+def test_an_error_inside_the_completion_callback_reaches_the_awaiting_task(monkeypatch,
+                                                                           caplog) -> None:
+    """Nothing raises through C, and nobody waits forever: the failure is
+    logged and the task gets a pgbank.Error."""
+    import pgbank.bank
+
+    class Broken(int):
+        def __new__(cls, value: int) -> "Broken":
+            raise RuntimeError("broken result type")
+
+    async def main() -> None:
+        async with pgbank.Bank() as bank:
+            a = await bank.open_account(balance=100)
+            monkeypatch.setattr(pgbank.bank, "Balance", Broken)
+            with pytest.raises(pgbank.Error, match="internal error.*broken result type"):
+                await asyncio.wait_for(bank.withdraw(a, 10), 30)
+            monkeypatch.undo()
+            assert await bank.withdraw(a, 10) == 80  # the first one did happen
+            assert bank._callback_errors == 1
+    run(main())
+    assert any("completion callback" in r.getMessage() for r in caplog.records)
