@@ -11,21 +11,29 @@ writes 20, and the money check shows what the bank lost.
 """
 import asyncio
 import sys
+from typing import Any, List, Tuple
 
 import pgbank
 
 
+async def ten_withdrawals(bank: pgbank.Bank) -> Tuple[int, List[Any], int]:
+    """Opens an account holding 100 and lets ten tasks withdraw 80 from it
+    at once; returns (account, the ten outcomes, the final balance)."""
+    a = await bank.open_account(balance=100)
+    # The pool opens on the first operation; give its connections a moment,
+    # so that the ten withdrawals start together, as ten users' requests
+    # arriving at once would.
+    await asyncio.gather(*(bank.balance(a) for _ in range(10)))
+    await asyncio.sleep(0.2)
+    results = await asyncio.gather(*(bank.withdraw(a, 80) for _ in range(10)),
+                                   return_exceptions=True)
+    return a, results, await bank.balance(a)
+
+
 async def double_spend(strategy: str) -> bool:
-    """True when the money adds up."""
+    """Prints what happened; True when the money adds up."""
     async with pgbank.Bank(strategy=strategy, connections=10) as bank:
-        a = await bank.open_account(balance=100)
-        # The pool opens on the first operation; give its ten connections a
-        # moment, so that the ten withdrawals start together, as ten users'
-        # requests arriving at once would.
-        await asyncio.gather(*(bank.balance(a) for _ in range(10)))
-        await asyncio.sleep(0.2)
-        results = await asyncio.gather(*(bank.withdraw(a, 80) for _ in range(10)),
-                                       return_exceptions=True)
+        a, results, final = await ten_withdrawals(bank)
         ok = refused = 0
         for i, r in enumerate(results, 1):
             if isinstance(r, pgbank.InsufficientFunds):
@@ -37,7 +45,6 @@ async def double_spend(strategy: str) -> bool:
             else:
                 ok += 1
                 print(f"  withdrawal {i:2}: ok, new balance {r}")
-        final = await bank.balance(a)
         paid = 80 * ok
         adds_up = final == 100 - paid
         print(f"{strategy}: {ok} succeeded, {refused} refused; balance {final}; "

@@ -124,21 +124,11 @@ class pgbank_gate(Structure):
 
 
 class _pgbank_op_priv(Structure):
-    _fields_ = [
-        ("next", c_void_p),
-        ("conn", c_void_p),
-        ("state", c_int),
-        ("flags", c_int),
-        ("nres", c_int),
-        ("ntuples", c_int),
-        ("tries", c_int),
-        ("retries", c_int),
-        ("seen", c_int64),
-        ("seen2", c_int64),
-        ("submitted_ns", c_int64),
-        ("first_try_ns", c_int64),
-        ("wake_ns", c_int64),
-    ]
+    """The engine's private part of pgbank_op: only its layout matters here."""
+    _fields_ = ([("next", c_void_p), ("conn", c_void_p)]
+                + [(n, c_int) for n in ("state", "flags", "nres", "ntuples", "tries", "retries")]
+                + [(n, c_int64) for n in ("seen", "seen2", "submitted_ns", "first_try_ns",
+                                          "wake_ns")])
 
 
 class pgbank_op(Structure):

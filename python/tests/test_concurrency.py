@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections import Counter
 from typing import Any, List
 
 import pytest
-from conftest import UNSAFE, run, sql_scalar
+from conftest import PYTHON_DIR, UNSAFE, run, sql_scalar
 
 import pgbank
+
+sys.path.insert(0, str(PYTHON_DIR / "examples"))
+from double_spend import ten_withdrawals  # noqa: E402
 
 
 def split(results: List[Any]) -> tuple:
@@ -26,17 +30,12 @@ def test_ten_concurrent_withdrawals_of_80_from_100(strategy: str) -> None:
     money check must show it (lost updates as money lost)."""
     async def main() -> None:
         async with pgbank.Bank(strategy=strategy, connections=10) as bank:
-            a = await bank.open_account(balance=100)
-            # Let the pool finish connecting, so that the ten start together.
-            await asyncio.gather(*(bank.balance(a) for _ in range(10)))
-            await asyncio.sleep(0.2)
-            results = await asyncio.gather(*(bank.withdraw(a, 80) for _ in range(10)),
-                                           return_exceptions=True)
+            # The double-spend example's own code (python/examples).
+            a, results, final = await ten_withdrawals(bank)
             ok, refused, other = split(results)
             assert not other, other
             assert len(ok) + len(refused) == 10
             assert all(isinstance(e, ValueError) for e in refused)
-            final = await bank.balance(a)
             assert final == await sql_scalar(bank, "SELECT balance FROM accounts WHERE id = $1",
                                              a)
             if strategy not in UNSAFE:
