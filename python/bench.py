@@ -27,7 +27,8 @@ withdrawals/s (ok ÷ wall time), p50/p99 latency (call to result), and the
 Python process's CPU per withdrawal (time.process_time(): the interpreter,
 the driver and - for pgbank - the C engine and libpq, all in this process).
 Ratios are to the seed's figures of the same workload and run.  --runs N
-repeats everything and prints medians.
+repeats everything and prints medians (of the figures, and of each run's
+ratios).
 
 The database is found as pgbank.Bank() finds it (--db, DATABASE_URL, PG*,
 else the private server).  Everything happens in the schema pgbank_pybench,
@@ -325,7 +326,8 @@ def medians(runs: List[List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
     out = []
     for i, first in enumerate(runs[0]):
         row = dict(first)
-        for k in ("ops_per_sec", "p50_ms", "p99_ms", "cpu_us_per_op"):
+        for k in ("ops_per_sec", "p50_ms", "p99_ms", "cpu_us_per_op", "x_seed_ops",
+                  "seed_cpu_ratio"):
             vals = [run[i][k] for run in runs]
             row[k] = statistics.median(vals)
             row[k + "_all"] = vals
@@ -421,9 +423,10 @@ async def main_async(args: argparse.Namespace) -> int:
     for i in range(args.runs):
         if args.runs > 1:
             say(f"run {i + 1} of {args.runs}")
-        runs.append(await run_once(args, params, where, say))
+        rows = await run_once(args, params, where, say)
+        add_ratios(rows)  # within the run: both sides measured under the same conditions
+        runs.append(rows)
     rows = medians(runs)
-    add_ratios(rows)
     goals = targets(rows)
     ok = all(r["money_check"] == "ok" for r in rows)
     if args.json:
