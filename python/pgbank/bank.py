@@ -939,12 +939,25 @@ class Bank:
         return f"{what} failed in {self._where}: {C.scrub(self._conninfo, msg)}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (it may be
+    replaced after the handler was made, as test runners do)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _echo_to_log(line: str) -> None:
     """echo=True: to the "pgbank.echo" logger.  Unless the application gave
     that logger handlers of its own, pgbank gives it one that writes to
     stderr (and keeps the lines from reaching the root logger twice)."""
     if not echo_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         echo_log.addHandler(handler)
         echo_log.propagate = False
