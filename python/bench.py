@@ -262,22 +262,28 @@ def label(c: str, depth: int) -> str:
 
 
 async def run_once(args: argparse.Namespace, params: Dict[str, str], where: str,
-                   say: Callable[[str], None]) -> List[Dict[str, Any]]:
+                   say: Callable[[str], None], rotate: int = 0) -> List[Dict[str, Any]]:
+    """One run: every contestant on every workload, in the order
+    CONTESTANTS rotated by `rotate` (so that over several runs no contestant
+    always goes first, or last, while the machine's load drifts); rows come
+    back in CONTESTANTS order."""
     import asyncpg
     conninfo = bench_conninfo(params)
     conn = await asyncpg.connect(**asyncpg_kwargs(params))
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+        await conn.close()  # and the other run's schema left alone
+        raise SystemExit(f"bench.py: another bench.py is running on {where}")
     rows: List[Dict[str, Any]] = []
+    n = args.accounts
+    workloads = [(f"uniform {n:,}", lambda r: r.randint(1, n)), ("hot account", lambda r: 1)]
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-            raise SystemExit(f"bench.py: another bench.py is running on {where}")
         say(f"setting up {args.accounts} accounts in schema {SCHEMA}...")
         await setup(conn, conninfo, args.accounts, args.journal)
         engine, withdraw_atomic = seed_code(sqlalchemy_url(params), args.tasks)
-        n = args.accounts
-        workloads = [(f"uniform {n:,}", lambda r: r.randint(1, n)), ("hot account", lambda r: 1)]
         try:
             for wname, pick in workloads:
-                for c in CONTESTANTS:
+                order = CONTESTANTS[rotate % 4:] + CONTESTANTS[:rotate % 4]
+                for c in order:
                     bank = None
                     if c == "seed":
                         one, many, depth = withdraw_atomic, None, 1
@@ -319,6 +325,8 @@ async def run_once(args: argparse.Namespace, params: Dict[str, str], where: str,
             await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         finally:
             await conn.close()
+    names = [w for w, _ in workloads]
+    rows.sort(key=lambda r: (names.index(r["workload"]), CONTESTANTS.index(r["contestant"])))
     return rows
 
 
@@ -423,7 +431,7 @@ async def main_async(args: argparse.Namespace) -> int:
     for i in range(args.runs):
         if args.runs > 1:
             say(f"run {i + 1} of {args.runs}")
-        rows = await run_once(args, params, where, say)
+        rows = await run_once(args, params, where, say, rotate=i)
         add_ratios(rows)  # within the run: both sides measured under the same conditions
         runs.append(rows)
     rows = medians(runs)
