@@ -33,8 +33,8 @@ ratios).
 The database is found as pgbank.Bank() finds it (--db, DATABASE_URL, PG*,
 else the private server).  Everything happens in the schema pgbank_pybench,
 created afresh and dropped at the end: the user's tables are never touched.
-pgbank's journal is dropped there unless --journal (the seed's code writes
-none; both sides run the same UPDATE).  Before each phase: VACUUM and
+pgbank's schema is made there without its journal unless --journal (the
+seed's code writes none; both sides run the same UPDATE).  Before each phase: VACUUM and
 CHECKPOINT, so no phase pays for another's dead rows or full-page writes.
 After each phase the money check: the balances fell by exactly the
 withdrawals reported ok, else the exit status is 1.
@@ -148,12 +148,11 @@ def asyncpg_kwargs(params: Dict[str, str]) -> Dict[str, Any]:
 async def setup(conn: Any, conninfo: str, accounts: int, journal: bool) -> None:
     await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     await conn.execute(f"CREATE SCHEMA {SCHEMA}")
-    err = _capi.ctypes.create_string_buffer(1024)
-    rc = await asyncio.get_running_loop().run_in_executor(
-        None, _capi.blocking.pgbank_schema_init, _capi.fs(conninfo), err, len(err))
-    if rc != 0:
-        raise pgbank.DatabaseError(f"could not create pgbank's schema in {SCHEMA}: "
-                                   f"{_capi.scrub(conninfo, err.value.decode())}")
+    if _capi.HEADER_GENERATION >= 2:  # the library makes the schema and the accounts
+        await asyncio.get_running_loop().run_in_executor(None, setup_by_library, conninfo,
+                                                         accounts, journal)
+        return
+    await call_library(_capi.blocking.pgbank_schema_init, conninfo, "create pgbank's schema")
     if not journal:
         await conn.execute("DROP TABLE pgbank_journal")
     await conn.execute("ALTER TABLE accounts DROP CONSTRAINT accounts_pkey")
@@ -167,6 +166,31 @@ async def setup(conn: Any, conninfo: str, accounts: int, journal: bool) -> None:
         await conn.execute("INSERT INTO pgbank_journal (account, op, amount, balance_after) "
                            "SELECT id, 'open', balance, balance FROM accounts ORDER BY id")
     await conn.execute("ANALYZE accounts")
+
+
+async def call_library(fn: Any, conninfo: str, what: str, *args: Any) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, check_library, fn, conninfo, what,
+                                                     *args)
+
+
+def check_library(fn: Any, conninfo: str, what: str, *args: Any) -> None:
+    """fn(conninfo, *args, err, errlen) == 0, else DatabaseError (scrubbed)."""
+    err = _capi.ctypes.create_string_buffer(1024)
+    if fn(_capi.fs(conninfo), *args, err, len(err)) != 0:
+        raise pgbank.DatabaseError(f"could not {what} in {SCHEMA}: "
+                                   f"{_capi.scrub(conninfo, err.value.decode())}")
+
+
+def setup_by_library(conninfo: str, accounts: int, journal: bool) -> None:
+    """pgbank_schema_create (the journal only with --journal) and
+    pgbank_accounts_load: what `pgbank bench` uses."""
+    b = _capi.blocking
+    opts = _capi.pgbank_schema_options()
+    b.pgbank_schema_options_init(_capi.ctypes.byref(opts))
+    opts.journal = int(journal)
+    check_library(b.pgbank_schema_create, conninfo, "create pgbank's schema",
+                  _capi.ctypes.byref(opts))
+    check_library(b.pgbank_accounts_load, conninfo, "create the accounts", accounts, OPENING)
 
 
 async def settle(conn: Any) -> None:

@@ -19,8 +19,8 @@ import ctypes
 import ctypes.util
 import os
 import struct
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_long,
-                    c_size_t, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, Union, c_char, c_char_p, c_int, c_int64,
+                    c_long, c_size_t, c_ubyte, c_uint64, c_void_p)
 from pathlib import Path
 from typing import List, Optional
 
@@ -123,12 +123,29 @@ class pgbank_gate(Structure):
     _fields_ = [("expected", c_int), ("arrived", c_int)]
 
 
-class _pgbank_op_priv(Structure):
+# pgbank.h changed its structures once, in the same change that added
+# pgbank_schema_options_init() (PGBANK_HAS_SCHEMA_OPTIONS): pgbank_op's private
+# part became an opaque PGBANK_OP_PRIVATE_SIZE bytes, pgbank_journal_entry and
+# pgbank_audit_report grew fields at their ends, and the batch strategy began
+# to carry idempotency keys.  The layout follows the library actually loaded:
+# a pgbank_op smaller than the library's would be overwritten past its end.
+# tests/test_layout.py checks it against the header the library was built from.
+HEADER_GENERATION = 2 if hasattr(lib, "pgbank_schema_options_init") else 1
+BATCH_TAKES_KEYS = HEADER_GENERATION >= 2
+OP_PRIVATE_SIZE = 160  # PGBANK_OP_PRIVATE_SIZE, generation 2
+
+
+class _pgbank_op_priv(Union if HEADER_GENERATION >= 2 else Structure):  # type: ignore[misc]
     """The engine's private part of pgbank_op: only its layout matters here."""
-    _fields_ = ([("next", c_void_p), ("conn", c_void_p)]
-                + [(n, c_int) for n in ("state", "flags", "nres", "ntuples", "tries", "retries")]
-                + [(n, c_int64) for n in ("seen", "seen2", "submitted_ns", "first_try_ns",
-                                          "wake_ns")])
+    if HEADER_GENERATION >= 2:
+        _fields_ = [("align_", c_int64), ("ptr_", c_void_p),
+                    ("bytes", c_ubyte * OP_PRIVATE_SIZE)]
+    else:
+        _fields_ = ([("next", c_void_p), ("conn", c_void_p)]
+                    + [(n, c_int) for n in ("state", "flags", "nres", "ntuples", "tries",
+                                            "retries")]
+                    + [(n, c_int64) for n in ("seen", "seen2", "submitted_ns", "first_try_ns",
+                                              "wake_ns")])
 
 
 class pgbank_op(Structure):
@@ -177,20 +194,24 @@ class pgbank_journal_entry(Structure):
         ("key", c_char_p),
         ("strategy", c_char_p),
         ("at", c_char_p),
-    ]
+    ] + ([("role", c_char_p), ("application", c_char_p)] if HEADER_GENERATION >= 2 else [])
 
 
 class pgbank_audit_report(Structure):
+    _fields_ = [(n, c_int64) for n in (
+        "accounts", "mismatched", "negative", "total_balance", "opening_total", "deposits",
+        "withdrawals", "money_lost", "money_created")] + (
+        [("external", c_int64), ("external_net", c_int64), ("external_by", c_char * 256),
+         ("clamped", c_int)] if HEADER_GENERATION >= 2 else [])
+
+
+class pgbank_schema_options(Structure):
+    """Generation 2 only (pgbank_schema_create)."""
     _fields_ = [
-        ("accounts", c_int64),
-        ("mismatched", c_int64),
-        ("negative", c_int64),
-        ("total_balance", c_int64),
-        ("opening_total", c_int64),
-        ("deposits", c_int64),
-        ("withdrawals", c_int64),
-        ("money_lost", c_int64),
-        ("money_created", c_int64),
+        ("app_role", c_char_p),
+        ("journal", c_int),
+        ("warn", CFUNCTYPE(None, c_void_p, c_char_p)),
+        ("warn_arg", c_void_p),
     ]
 
 
@@ -271,6 +292,12 @@ for _h in (lib, blocking):
     _proto(_h, "pgbank_server_default_dir", c_int, c_char_p, c_size_t)
     _proto(_h, "pgbank_server_start", c_int, c_char_p, c_char_p, c_size_t)
     _proto(_h, "pgbank_server_conninfo", c_int, c_char_p, c_char_p, c_size_t)
+    if HEADER_GENERATION >= 2:
+        _proto(_h, "pgbank_schema_options_init", None, POINTER(pgbank_schema_options))
+        _proto(_h, "pgbank_schema_create", c_int, c_char_p, POINTER(pgbank_schema_options),
+               c_char_p, c_size_t)
+        _proto(_h, "pgbank_accounts_load", c_int, c_char_p, c_int64, c_int64, c_char_p,
+               c_size_t)
 
 _libc = ctypes.CDLL(None)
 _libc.free.argtypes = (c_void_p,)

@@ -554,7 +554,7 @@ class Bank:
         kbuf = None
         if key is not None:
             kbuf = _check_key(key)
-            if st == C.BATCH:
+            if st == C.BATCH and not C.BATCH_TAKES_KEYS:
                 raise InvalidInput("the batch strategy carries no idempotency keys: use "
                                    "another strategy for keyed operations", key=key)
         return (kind, account, to_account, amount, st, key, kbuf)
@@ -880,9 +880,12 @@ class Bank:
         def row(arg: Any, e: Any) -> None:
             try:
                 x = e.contents
+                extra = ((x.role or b"").decode(), (x.application or b"").decode()) \
+                    if C.HEADER_GENERATION >= 2 else ()
                 rows.append(JournalEntry(x.seq, x.account, (x.op or b"").decode(), x.amount,
                                          x.balance_after, (x.key or b"").decode(),
-                                         (x.strategy or b"").decode(), (x.at or b"").decode()))
+                                         (x.strategy or b"").decode(), (x.at or b"").decode(),
+                                         *extra))
             except BaseException as exc:
                 self._callback_failed("history", exc)
 
@@ -917,9 +920,11 @@ class Bank:
                                      len(err))
         if rc < 0:
             raise DatabaseError(self._c_error("audit", rc, err))
+        extra = (rep.external, rep.external_net, rep.external_by.decode(errors="replace")) \
+            if C.HEADER_GENERATION >= 2 else ()
         return AuditReport(rc == 1, rep.accounts, rep.mismatched, rep.negative,
                            rep.total_balance, rep.opening_total, rep.deposits, rep.withdrawals,
-                           rep.money_lost, rep.money_created, problems)
+                           rep.money_lost, rep.money_created, problems, *extra)
 
     async def init_schema(self) -> None:
         """Creates pgbank's schema in the database, idempotently (what

@@ -55,6 +55,11 @@ class JournalEntry:
     strategy: str
     at: str
     """When, ISO 8601."""
+    role: str = ""
+    """op "external" (a change made outside pgbank, journaled by the
+    database; libraries that journal them): the session's login role."""
+    application: str = ""
+    """op "external": the session's application_name."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,12 @@ class AuditReport:
     money_created: int
     problems: List[Tuple[int, int, int]] = field(default_factory=list)
     """(account, balance, expected) for each account that fails a check."""
+    external: int = 0
+    """Changes made outside pgbank (libraries that journal them): how many,"""
+    external_net: int = 0
+    """their net amount,"""
+    external_by: str = ""
+    """and who made them ("role (application) x N, ...")."""
 
 
 @dataclass(frozen=True)
