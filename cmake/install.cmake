@@ -1,7 +1,8 @@
 # install.cmake - what `make install` adds to the targets, header and CLI
 # that the top CMakeLists.txt installs: the libuv adapter header, the
-# pkg-config file, the CMake package (find_package(pgbank)), the man pages
-# and the examples.  Included at the end of the top CMakeLists.txt.
+# pkg-config file, the CMake package (find_package(pgbank)), the man pages,
+# the examples and the Python package.  Included at the end of the top
+# CMakeLists.txt.
 #
 # Every path is relative to the prefix chosen at install time
 # (`cmake --install build --prefix P`, `make install PREFIX=P`), and DESTDIR
@@ -67,3 +68,29 @@ install(FILES ${PROJECT_SOURCE_DIR}/man/pgbank.3
 file(GLOB PGBANK_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.c)
 install(FILES ${PGBANK_EXAMPLES}
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+
+# --- The Python package (python/pgbank) --------------------------------------
+# Into PGBANK_PYTHON_SITEDIR under the prefix (python/python.cmake), with
+# _install.py telling the package where this install put libpgbank.so.0.
+# Like pgbank.pc, that file is written at install time, when the prefix is
+# known; it names the final prefix, never DESTDIR.
+include(${PROJECT_SOURCE_DIR}/python/python.cmake)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/pgbank
+        DESTINATION ${PGBANK_PYTHON_SITEDIR}
+        FILES_MATCHING PATTERN "*.py" PATTERN "py.typed"
+        PATTERN "__pycache__" EXCLUDE PATTERN "_install.py" EXCLUDE)
+install(CODE "
+  set(libdir \"${CMAKE_INSTALL_LIBDIR}\")
+  if(NOT IS_ABSOLUTE \"\${libdir}\")
+    set(libdir \"\${CMAKE_INSTALL_PREFIX}/\${libdir}\")
+  endif()
+  string(REPLACE \"\\\\\" \"\\\\\\\\\" libdir \"\${libdir}\")
+  string(REPLACE \"\\\"\" \"\\\\\\\"\" libdir \"\${libdir}\")
+  file(WRITE \"${PROJECT_BINARY_DIR}/pgbank_install.py\"
+       \"# Written by make install: where that install put libpgbank.so.0.\\nLIBDIR = \\\"\${libdir}\\\"\\n\")
+")
+install(FILES ${PROJECT_BINARY_DIR}/pgbank_install.py
+        DESTINATION ${PGBANK_PYTHON_SITEDIR}/pgbank RENAME _install.py)
+file(GLOB PGBANK_PY_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/python/examples/*.py)
+install(FILES ${PGBANK_PY_EXAMPLES}
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/python)

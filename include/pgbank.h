@@ -257,6 +257,15 @@ struct pgbank_op {
 /* Zeroes *op and sets the defaults (strategy PGBANK_ATOMIC). */
 void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind);
 
+/* sizeof(pgbank_op) in the library: a binding that lays the structure out
+ * itself (Python's ctypes) checks it against its own. */
+size_t pgbank_op_size(void);
+
+/* Frees memory the library returned for the caller to free
+ * (pgbank_conninfo_normalize(), ...); NULL is a harmless no-op.  The same
+ * as free(), for callers that do not share the library's C runtime. */
+void pgbank_free(void *p);
+
 /* ------------------------------------------------------------------------
  * The engine.
  * ------------------------------------------------------------------------ */
@@ -343,7 +352,9 @@ int pgbank_engine_wait_connected(pgbank_engine *eng, int timeout_ms);
 /* The last connection-level error message, password-free; "" if none. */
 const char *pgbank_engine_error(const pgbank_engine *eng);
 
-/* Accepts an operation.  Returns 0: op->done will be called exactly once.
+/* Accepts an operation.  Returns 0: op->done will be called exactly once,
+ * later, from the engine's loop (never from inside pgbank_submit(), even
+ * for an operation refused at once, such as an amount of 0).
  * Returns PGBANK_EINVAL (no callback, unknown kind or strategy) or
  * PGBANK_ESHUTDOWN: the callback will never be called.  Invalid amounts are
  * not errors: they complete with PGBANK_INVALID_AMOUNT without touching the
@@ -352,6 +363,21 @@ int pgbank_submit(pgbank_engine *eng, pgbank_op *op);
 
 /* Number of accepted operations whose callback has not run yet. */
 size_t pgbank_engine_pending(const pgbank_engine *eng);
+
+/* Number of the engine's connections that are open and ready (the pool's
+ * and the lanes'): for an application loop, which cannot use
+ * pgbank_engine_wait_connected(), to see the pool come up after
+ * pgbank_engine_connect().  0 for NULL. */
+int pgbank_engine_connected(const pgbank_engine *eng);
+
+/* hold = 1: operations accepted from now on wait in the engine, nothing new
+ * is sent; hold = 0: they are sent, together (with the batch strategy, as
+ * one batch per lane).  For an application that submits many operations
+ * one call at a time (an asyncio loop iteration, say) and wants them to
+ * travel together: pgbank_submit() otherwise sends an operation at once
+ * when a connection or a batch slot is free.  Operations already sent go
+ * on; callbacks run as usual.  Returns 0, or PGBANK_EINVAL for NULL. */
+int pgbank_engine_hold(pgbank_engine *eng, int hold);
 
 /* Counters since the engine was created. */
 typedef struct pgbank_engine_stats {

@@ -38,8 +38,8 @@ void pgbank__gate_count(pgbank_engine *eng, pgbank_op *op)
 }
 
 /* The operation's result is final: its callback runs from the done list,
- * after the engine has finished the work at hand (never from inside
- * pgbank_submit, never twice).  An operation that ends before reaching its
+ * after the engine has finished the work at hand (from its loop: never from
+ * inside pgbank_submit, never twice).  An operation that ends before reaching its
  * gate counts as arrived, so the others are not held forever. */
 void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st)
 {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void engine_tell_loop(pgbank_engine *eng);
+
 PGBANK__API void pgbank_options_init(pgbank_options *opt)
 {
     memset(opt, 0, sizeof *opt);
@@ -22,6 +24,10 @@ PGBANK__API void pgbank_options_init(pgbank_options *opt)
     opt->batch_inflight = 1;
     opt->lanes = PGBANK_DEFAULT_LANES;
 }
+
+PGBANK__API size_t pgbank_op_size(void) { return sizeof(pgbank_op); }
+
+PGBANK__API void pgbank_free(void *p) { free(p); }
 
 PGBANK__API void pgbank_op_init(pgbank_op *op, pgbank_op_kind kind)
 {
@@ -115,6 +121,26 @@ PGBANK__API size_t pgbank_engine_pending(const pgbank_engine *eng)
     return eng ? eng->pending : 0;
 }
 
+PGBANK__API int pgbank_engine_connected(const pgbank_engine *eng)
+{
+    int n = 0;
+    for (int i = 0; eng && i < eng->nconns; i++)
+        n += eng->conns[i].state == CONN_READY;
+    return n;
+}
+
+PGBANK__API int pgbank_engine_hold(pgbank_engine *eng, int hold)
+{
+    if (!eng)
+        return PGBANK_EINVAL;
+    eng->holding = hold != 0;
+    if (!eng->holding && !eng->in_callbacks) {
+        pgbank__engine_dispatch(eng);
+        engine_tell_loop(eng);
+    }
+    return 0;
+}
+
 PGBANK__API void pgbank_engine_get_stats(const pgbank_engine *eng, pgbank_engine_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -205,6 +231,8 @@ static pgbank__conn *engine_pick(pgbank_engine *eng, const pgbank_op *op)
 
 void pgbank__engine_dispatch(pgbank_engine *eng)
 {
+    if (eng->holding)
+        return; /* pgbank_engine_hold(): what waits goes on release */
     while (eng->queue_head) {
         pgbank_op *op = eng->queue_head;
         if (pgbank__is_batched(op)) {
@@ -251,10 +279,12 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
     OP(op)->submitted_ns = pgbank__now_ns();
     eng->pending++;
     if (op->kind != PGBANK_OP_BALANCE && op->kind != PGBANK_OP_OPEN && op->amount <= 0) {
-        /* Rejected before anything is sent, whatever the column type. */
+        /* Rejected before anything is sent, whatever the column type; its
+         * callback runs from the loop, like every other. */
         pgbank__op_set_message(eng, op, "", "the amount must be positive");
         pgbank__engine_complete(eng, op, PGBANK_INVALID_AMOUNT);
-        pgbank__engine_after(eng);
+        if (!eng->in_callbacks)
+            engine_tell_loop(eng);
         return 0;
     }
     if (pgbank__is_batched(op)) {
@@ -273,7 +303,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
     if (eng->in_callbacks)
         return 0; /* dispatched once the callbacks are done: resubmissions travel together */
     pgbank__engine_dispatch(eng);
-    pgbank__engine_after(eng);
+    engine_tell_loop(eng);
     return 0;
 }
 

@@ -107,6 +107,7 @@ struct pgbank_engine {
     int want_lanes; /* the lanes' are (after connect or a batched submit) */
     int closing;   /* pgbank_engine_free() is running */
     int in_callbacks; /* completion callbacks are running */
+    int holding;      /* pgbank_engine_hold(): nothing new is sent */
     /* Application loop (NULL: the built-in loop). */
     pgbank_socket_fn on_socket;
     pgbank_timer_fn on_timer;
