@@ -125,11 +125,11 @@ static int64_t num(PGresult *r, int row, int col, int *clamped)
  * pgbank_entries view).  $1 account, $2 how many entries (NULL: all). */
 static const char history_sql[] =
     "WITH RECURSIVE h AS ("
-    "  SELECT j.seq, CASE WHEN j.account IS NULL"
+    "  SELECT j.seq, CASE WHEN j.op = 'batch'"
     "   THEN j.prevs[array_position(j.accounts, $1::bigint)] ELSE j.prev END AS prev, 1 AS depth"
     "   FROM @.pgbank_journal j WHERE j.seq = (SELECT a.jseq FROM @.accounts a WHERE a.id = $1)"
     "  UNION ALL"
-    "  SELECT j.seq, CASE WHEN j.account IS NULL"
+    "  SELECT j.seq, CASE WHEN j.op = 'batch'"
     "   THEN j.prevs[array_position(j.accounts, $1::bigint)] ELSE j.prev END, h.depth + 1"
     "   FROM @.pgbank_journal j JOIN h ON j.seq = h.prev"
     "   WHERE $2::int IS NULL OR h.depth < $2::int)"
@@ -177,13 +177,13 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
  * signed amount, op): single rows as they are, a batch's operations
  * unnested (each transfer twice, out and in). */
 #define ENTRIES                                                                                    \
-    "e AS (SELECT account, amount, op FROM @.pgbank_journal WHERE account IS NOT NULL"            \
+    "e AS (SELECT account, amount, op FROM @.pgbank_journal WHERE op <> 'batch'"                  \
     " UNION ALL SELECT o.id, CASE WHEN o.k = 1 THEN o.m ELSE -o.m END, 'batch'"                  \
     "  FROM @.pgbank_journal j CROSS JOIN LATERAL unnest(j.kinds, j.ids, j.amounts) o(k, id, m)"  \
-    "  WHERE j.account IS NULL"                                                                    \
+    "  WHERE j.op = 'batch'"                                                                       \
     " UNION ALL SELECT o.t, o.m, 'batch'"                                                          \
     "  FROM @.pgbank_journal j CROSS JOIN LATERAL unnest(j.kinds, j.to_ids, j.amounts) o(k, t, m)" \
-    "  WHERE j.account IS NULL AND o.k = 2)"
+    "  WHERE j.op = 'batch' AND o.k = 2)"
 
 /* The totals, one row: accounts, total balance, negative balances, opening
  * total, money in, money out, external changes and their net, and whether

@@ -48,8 +48,10 @@
 
 /* The batch: each operation's result as if they ran one by one in arrival
  * order (a refusal never affects another operation), every changed account
- * written once, and one journal row for the whole batch: its applied
- * operations as they came (kinds, ids, to_ids, amounts) and, for each
+ * written once, and one journal row for the whole batch (its account: the
+ * batch's first, so that on a distributed database the row lives with its
+ * accounts): its applied operations as they came (kinds, ids, to_ids,
+ * amounts) and, for each
  * account it changed (accounts, by id), the account's previous journal row
  * (prevs: the chain) and its balance after the batch (afters).
  *
@@ -134,9 +136,10 @@ const char pgbank__fn_batch[] =
     "    fast := false; accts := NULL; starts := NULL;\n"
     "  END;\n"
     "  IF fast THEN\n"
-    "@J{    INSERT INTO @S.pgbank_journal (seq, op, strategy, kinds, ids, to_ids, amounts,"
-    " accounts, prevs, afters)\n"
-    "    VALUES (jrow, 'batch', 'batch', kinds, ids, to_ids, amounts, accts, prevs, afters);\n@J}"
+    "@J{    INSERT INTO @S.pgbank_journal (seq, account, op, strategy, kinds, ids, to_ids,"
+    " amounts, accounts, prevs, afters)\n"
+    "    VALUES (jrow, accts[1], 'batch', 'batch', kinds, ids, to_ids, amounts, accts, prevs,"
+    " afters);\n@J}"
     "    RETURN;\n"
     "  END IF;\n"
     "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
@@ -187,9 +190,10 @@ const char pgbank__fn_batch[] =
     " array_agg(u.balance ORDER BY u.id)@J} INTO acc@J{, prevs, afters@J} FROM u;\n"
     "@J{"
     "  IF acc IS NOT NULL THEN\n"
-    "    INSERT INTO @S.pgbank_journal (seq, op, strategy, kinds, ids, to_ids, amounts,"
-    " accounts, prevs, afters)\n"
-    "    SELECT jrow, 'batch', 'batch', array_agg(v.k ORDER BY v.o), array_agg(v.a ORDER BY v.o),"
+    "    INSERT INTO @S.pgbank_journal (seq, account, op, strategy, kinds, ids, to_ids,"
+    " amounts, accounts, prevs, afters)\n"
+    "    SELECT jrow, acc[1], 'batch', 'batch', array_agg(v.k ORDER BY v.o),"
+    " array_agg(v.a ORDER BY v.o),"
     " array_agg(v.t ORDER BY v.o), array_agg(v.m ORDER BY v.o), acc, prevs, afters\n"
     "      FROM unnest(kinds, ids, to_ids, amounts, status) WITH ORDINALITY v(k, a, t, m, st, o)"
     " WHERE v.st = @O_OK;\n"
@@ -418,7 +422,7 @@ const char pgbank__journal_view[] =
     "CREATE OR REPLACE VIEW @S.pgbank_entries AS"
     " SELECT j.seq, 0::bigint AS part, j.account, j.prev, j.op, j.amount, j.balance_after,"
     "  j.strategy, j.key, j.at, j.db_role, j.application"
-    " FROM @S.pgbank_journal j WHERE j.account IS NOT NULL"
+    " FROM @S.pgbank_journal j WHERE j.op <> 'batch'"
     " UNION ALL"
     " SELECT b.seq, b.part, b.account, b.prev, b.op, b.amount,"
     "  b.after - COALESCE(sum(b.amount) OVER (PARTITION BY b.seq, b.account ORDER BY b.part DESC"
@@ -433,7 +437,7 @@ const char pgbank__journal_view[] =
     "     FROM unnest(j.kinds, j.ids, j.to_ids, j.amounts) WITH ORDINALITY o(k, id, to_id, m, ord),"
     "     (VALUES (0), (1)) s(side) WHERE s.side = 0 OR o.k = 2) e"
     "   JOIN LATERAL unnest(j.accounts, j.prevs, j.afters) a(id, prev, after) ON a.id = e.account"
-    "  WHERE j.account IS NULL) b";
+    "  WHERE j.op = 'batch') b";
 
 const char *const pgbank__app_functions[] = {
     "pgbank_batch(smallint[], bigint[], bigint[], bigint[])",
