@@ -237,19 +237,10 @@ static int send_solo(pgbank__conn *c, pgbank__batch *b)
     return pgbank__conn_send(c, SQL_BATCH_ONE, p);
 }
 
-static int send_arrays(pgbank__conn *c, pgbank__batch *b)
+/* The arrays' text form, for the echo only (nothing is built when echo is
+ * off).  Returns -1 when out of memory. */
+static int text_arrays(pgbank__batch *b, char *p, const char **v)
 {
-    /* Four arrays of at most 21 characters per element. */
-    size_t need = (size_t)b->n * 4 * 22 + 64;
-    if (b->bufcap < need) {
-        char *nb = realloc(b->buf, need * 2);
-        if (!nb)
-            return -1;
-        b->buf = nb;
-        b->bufcap = need * 2;
-    }
-    char *p = b->buf;
-    const char *v[4];
     for (int a = 0; a < 4; a++) {
         v[a] = p;
         *p++ = '{';
@@ -273,8 +264,95 @@ static int send_arrays(pgbank__conn *c, pgbank__batch *b)
         *p++ = '}';
         *p++ = '\0';
     }
+    return 0;
+}
+
+static char *put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+    return p + 4;
+}
+
+static char *put_be64(char *p, uint64_t v)
+{
+    p = put_be32(p, (uint32_t)(v >> 32));
+    return put_be32(p, (uint32_t)v);
+}
+
+/* A one-dimensional array of n elements in PostgreSQL's binary format
+ * (array_recv): the header, then each element's length (-1 for NULL) and
+ * big-endian value.  The server reads it without parsing text. */
+static char *array_header(char *p, int n, int hasnull, uint32_t elemtype)
+{
+    p = put_be32(p, 1);
+    p = put_be32(p, (uint32_t)hasnull);
+    p = put_be32(p, elemtype);
+    p = put_be32(p, (uint32_t)n);
+    return put_be32(p, 1);
+}
+
+#define INT2_OID 21u
+#define INT8_OID 20u
+
+static int send_arrays(pgbank__conn *c, pgbank__batch *b)
+{
+    /* Four binary arrays of at most 12 bytes per element, and their text
+     * form for the echo (21 characters per element) when it is on. */
+    int echo = c->eng->opt.echo != NULL;
+    size_t need = (size_t)b->n * 4 * 12 + 4 * 24 + (echo ? (size_t)b->n * 4 * 22 + 64 : 0);
+    if (b->bufcap < need) {
+        char *nb = realloc(b->buf, need * 2);
+        if (!nb)
+            return -1;
+        b->buf = nb;
+        b->bufcap = need * 2;
+    }
+    char *p = b->buf;
+    const char *v[4];
+    int len[4];
+    int hasnull = 0;
+    for (pgbank_op *op = b->head; op; op = OP(op)->next)
+        hasnull |= op->kind != PGBANK_OP_TRANSFER;
+    for (int a = 0; a < 4; a++) {
+        char *start = p;
+        v[a] = p;
+        p = array_header(p, b->n, a == 2 && hasnull, a == 0 ? INT2_OID : INT8_OID);
+        for (pgbank_op *op = b->head; op; op = OP(op)->next) {
+            switch (a) {
+            case 0:
+                p = put_be32(p, 2);
+                p[0] = 0;
+                p[1] = (char)batch_kind(op);
+                p += 2;
+                break;
+            case 1:
+                p = put_be32(p, 8);
+                p = put_be64(p, (uint64_t)op->account);
+                break;
+            case 2:
+                if (op->kind == PGBANK_OP_TRANSFER) {
+                    p = put_be32(p, 8);
+                    p = put_be64(p, (uint64_t)op->to_account);
+                } else {
+                    p = put_be32(p, UINT32_MAX); /* -1: NULL */
+                }
+                break;
+            default:
+                p = put_be32(p, 8);
+                p = put_be64(p, (uint64_t)op->amount);
+                break;
+            }
+        }
+        len[a] = (int)(p - start);
+    }
+    const char *shown[4] = {"", "", "", ""};
+    if (echo)
+        text_arrays(b, p, shown);
     b->mode = BATCH_ARRAYS;
-    return pgbank__conn_send(c, SQL_BATCH, v);
+    return pgbank__conn_send_binary(c, SQL_BATCH, v, len, shown);
 }
 
 /* Puts b in flight on its lane's connection.  Returns -1 when the

@@ -432,6 +432,23 @@ int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *val
     return ok ? 0 : -1;
 }
 
+int pgbank__conn_send_binary(pgbank__conn *c, pgbank__sql_id id, const char *const *values,
+                             const int *lengths, const char *const *shown)
+{
+    const pgbank__sql *s = &pgbank__sql_table[id];
+    int formats[8];
+    for (int i = 0; i < s->nparams && i < 8; i++)
+        formats[i] = 1;
+    if (c->eng->opt.echo)
+        conn_echo(c, s, shown);
+    int ok;
+    if (c->eng->opt.unnamed_statements)
+        ok = PQsendQueryParams(c->pg, s->text, s->nparams, NULL, values, lengths, formats, 0);
+    else
+        ok = PQsendQueryPrepared(c->pg, s->name, s->nparams, values, lengths, formats, 0);
+    return ok ? 0 : -1;
+}
+
 int pgbank__conn_sync(pgbank__conn *c)
 {
     if (PQpipelineSync(c->pg) != 1)

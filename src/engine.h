@@ -235,6 +235,10 @@ void pgbank__conn_close(pgbank__conn *c);
 void pgbank__conn_push(pgbank__conn *c, pgbank__node *n);
 void pgbank__conn_take(pgbank__conn *c, pgbank__node *n);
 int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *values);
+/* The same with every parameter in binary (lengths given); `shown` is what
+ * the echo prints for them (text), read only when echo is on. */
+int pgbank__conn_send_binary(pgbank__conn *c, pgbank__sql_id id, const char *const *values,
+                             const int *lengths, const char *const *shown);
 int pgbank__conn_sync(pgbank__conn *c);
 /* The connection broke: every node in flight is lost, it reopens later
  * (never while the engine is closing). */

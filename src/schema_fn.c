@@ -46,6 +46,20 @@
     "CASE " k " WHEN 0 THEN 'withdraw' WHEN 1 THEN 'deposit' WHEN 2 THEN 'transfer out'"          \
     " ELSE 'transfer in' END"
 
+/* The first operation of the batch that is not one pgbank can run, refused
+ * with invalid_parameter_value (nothing is changed). */
+#define REFUSE_BAD_OPERATION                                                                       \
+    "      SELECT min(u.o) INTO i FROM unnest(kinds, ids, to_ids, amounts) WITH ORDINALITY"       \
+    " u(k, a, t, m, o)\n"                                                                          \
+    "       WHERE u.k IS NULL OR u.k < 0 OR u.k > 2 OR u.a IS NULL OR u.m IS NULL OR u.m <= 0"    \
+    " OR u.m > @MAX OR (u.k = 2) <> (u.t IS NOT NULL) OR u.t IS NOT DISTINCT FROM u.a;\n"                           \
+    "      IF i IS NOT NULL THEN\n"                                                               \
+    "        RAISE EXCEPTION 'pgbank_batch: operation % (kind %, account %, destination %,"       \
+    " amount %) is not one pgbank can run: kinds are 0 withdraw, 1 deposit, 2 transfer;"          \
+    " amounts from 1 to @MAX; only a transfer has a destination, other than its source',"        \
+    " i, kinds[i], ids[i], to_ids[i], amounts[i] USING ERRCODE = 'invalid_parameter_value';\n"  \
+    "      END IF;\n"
+
 /* The batch: each operation's result as if they ran one by one in arrival
  * order (a refusal never affects another operation), every changed account
  * written once, and one journal row for the whole batch (its account: the
@@ -74,7 +88,7 @@ const char pgbank__fn_batch[] =
     " OUT accts bigint[], OUT starts bigint[])\n"
     " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
     "DECLARE\n"
-    "  n int; fast boolean; jrow bigint; prevs bigint[]; afters bigint[];\n"
+    "  n int; fast boolean; bad boolean; jrow bigint; prevs bigint[]; afters bigint[];\n"
     "  acc bigint[]; cur bigint[]; orig bigint[]; ai int[]; ti int[];\n"
     "  i int; a int; t int; amt bigint; k smallint;\n"
     "BEGIN\n"
@@ -100,35 +114,37 @@ const char pgbank__fn_batch[] =
     "    RAISE EXCEPTION 'pgbank_batch: the arrays must be one-dimensional and start at 1'\n"
     "      USING ERRCODE = 'invalid_parameter_value';\n"
     "  END IF;\n"
-    "  SELECT min(u.o) INTO i FROM unnest(kinds, ids, to_ids, amounts) WITH ORDINALITY"
-    " u(k, a, t, m, o)\n"
-    "   WHERE u.k IS NULL OR u.k < 0 OR u.k > 2 OR u.a IS NULL OR u.m IS NULL OR u.m <= 0"
-    " OR u.m > @MAX OR (u.k = 2) <> (u.t IS NOT NULL) OR u.t = u.a;\n"
-    "  IF i IS NOT NULL THEN\n"
-    "    RAISE EXCEPTION 'pgbank_batch: operation % (kind %, account %, destination %, amount %)"
-    " is not one pgbank can run: kinds are 0 withdraw, 1 deposit, 2 transfer; amounts from 1"
-    " to @MAX; only a transfer has a destination, other than its source',"
-    " i, kinds[i], ids[i], to_ids[i], amounts[i] USING ERRCODE = 'invalid_parameter_value';\n"
-    "  END IF;\n"
     "  " OWN
     "@J{  jrow := nextval(@SEQ);\n@J}"
     "  BEGIN\n"
-    "    WITH o AS (SELECT u.a AS id, CASE WHEN u.k = 1 THEN u.m ELSE -u.m END AS delta"
-    " FROM unnest(kinds, ids, amounts) u(k, a, m)\n"
-    "               UNION ALL SELECT u.t, u.m FROM unnest(kinds, to_ids, amounts) u(k, t, m)"
-    " WHERE u.k = 2),\n"
-    "    g AS (SELECT o.id, sum(o.delta)::bigint AS net,"
-    " coalesce(sum(o.delta) FILTER (WHERE o.delta < 0), 0) AS debits,"
-    " coalesce(sum(o.delta) FILTER (WHERE o.delta > 0), 0) AS credits FROM o GROUP BY o.id),\n"
-    "    u AS (UPDATE @S.accounts x SET balance = x.balance + g.net"
+    /* One pass over the operations: each account's sum, its debits and
+     * credits, and whether an operation is not one pgbank can run (then
+     * nothing is updated, and the error is raised below). */
+    "    WITH g AS MATERIALIZED (SELECT CASE WHEN s.side = 1 THEN u.a ELSE u.t END AS id,\n"
+    "           sum(CASE WHEN s.side = 2 OR u.k = 1 THEN u.m ELSE -u.m END) AS net,\n"
+    "           coalesce(sum(u.m) FILTER (WHERE s.side = 1 AND u.k <> 1), 0) AS debits,\n"
+    "           coalesce(sum(u.m) FILTER (WHERE s.side = 2 OR u.k = 1), 0) AS credits,\n"
+    "           bool_or(s.side = 1 AND (u.k IS NULL OR u.k < 0 OR u.k > 2 OR u.a IS NULL"
+    " OR u.m IS NULL OR u.m <= 0 OR u.m > @MAX OR (u.k = 2) <> (u.t IS NOT NULL)"
+    " OR u.t IS NOT DISTINCT FROM u.a)) AS bad\n"
+    "      FROM unnest(kinds, ids, to_ids, amounts) u(k, a, t, m)\n"
+    "      CROSS JOIN LATERAL (VALUES (1), (2)) s(side) WHERE s.side = 1 OR u.k = 2\n"
+    "      GROUP BY 1),\n"
+    "    u AS (UPDATE @S.accounts x SET balance = x.balance + g.net::bigint"
     "@J{, jseq = jrow, jprev = x.jseq@J}\n"
-    "          FROM g WHERE x.id = ANY (ARRAY(SELECT g2.id FROM g g2)) AND x.id = g.id\n"
-    "           AND x.balance + g.debits >= 0 AND x.balance + g.credits <= @MAX\n"
-    "          RETURNING x.id, x.balance AS after, x.balance - g.net AS before@J{, x.jprev@J})\n"
-    "    SELECT (SELECT count(*) FROM u) = (SELECT count(*) FROM g),"
+    "          FROM g WHERE NOT (SELECT bool_or(g3.bad) FROM g g3)"
+    " AND x.id = ANY (ARRAY(SELECT g2.id FROM g g2)) AND x.id = g.id\n"
+    "           AND x.balance - g.debits >= 0 AND x.balance + g.credits <= @MAX\n"
+    "          RETURNING x.id, x.balance AS after, x.balance - g.net::bigint AS before"
+    "@J{, x.jprev@J})\n"
+    "    SELECT (SELECT bool_or(g4.bad) FROM g g4),"
+    " (SELECT count(*) FROM u) = (SELECT count(*) FROM g),"
     " array_agg(u.id ORDER BY u.id), array_agg(u.before ORDER BY u.id)"
     "@J{, array_agg(u.jprev ORDER BY u.id), array_agg(u.after ORDER BY u.id)@J}"
-    " INTO fast, accts, starts@J{, prevs, afters@J} FROM u;\n"
+    " INTO bad, fast, accts, starts@J{, prevs, afters@J} FROM u;\n"
+    "    IF bad THEN\n"
+    REFUSE_BAD_OPERATION
+    "    END IF;\n"
     "    IF NOT fast THEN\n"
     "      RAISE EXCEPTION 'a refusal: one by one';\n"
     "    END IF;\n"
@@ -141,6 +157,10 @@ const char pgbank__fn_batch[] =
     "    VALUES (jrow, accts[1], 'batch', 'batch', kinds, ids, to_ids, amounts, accts, prevs,"
     " afters);\n@J}"
     "    RETURN;\n"
+    "  END IF;\n"
+    /* After a deadlock the operations were not checked: check them now. */
+    "  IF bad IS NULL THEN\n"
+    REFUSE_BAD_OPERATION
     "  END IF;\n"
     "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
     "         coalesce(array_agg(s.balance ORDER BY s.id), '{}') INTO acc, cur\n"
