@@ -95,7 +95,7 @@ typedef struct chaos_client {
     int64_t idx; /* the logical operation, -1 before the first */
     int from, to; /* account indexes */
     int state;
-    int saw_unknown;
+    int unknowns; /* unknown outcomes this operation has met */
     int backoff_ms;
     int64_t wake_ns;
 } chaos_client;
@@ -123,7 +123,7 @@ struct chaos {
     int64_t start_ns, deadline_ns, end_ns;
     /* Answers. */
     int64_t ok, refused, no_account, conflicts, invalid, replayed;
-    int64_t unknown, unknown_resolved, db_errors, exhausted, retried;
+    int64_t unknown, unknown_resolved, unknown_ops, db_errors, exhausted, retried;
     char last_transient[300];
     /* Faults. */
     int faults; /* FAULT_* bits this database allows */
@@ -259,7 +259,7 @@ static void client_start(chaos *ch, chaos_client *cl)
     rec->to = cl->to;
     rec->amount = cl->op.amount;
     cl->op.done = NULL; /* set below: the callback is defined after us */
-    cl->saw_unknown = 0;
+    cl->unknowns = 0;
     cl->backoff_ms = 0;
 }
 
@@ -296,7 +296,11 @@ static void client_answered(chaos *ch, chaos_client *cl, pgbank_status st)
 {
     chaos_rec *rec = &ch->recs[cl->idx];
     rec->answered = (unsigned char)(1 + st);
-    ch->unknown_resolved += cl->saw_unknown;
+    /* Every unknown outcome this operation met is settled by this answer to
+     * its key.  A crash right after a restart can find the operation in
+     * flight again and give it a second one: they are counted one by one,
+     * as `unknown` counts them. */
+    ch->unknown_resolved += cl->unknowns;
     switch (st) {
     case PGBANK_OK:
         ch->ok++;
@@ -331,12 +335,12 @@ static void chaos_done(pgbank_op *op)
         return;
     case PGBANK_UNKNOWN_OUTCOME:
         ch->unknown++;
+        ch->unknown_ops += cl->unknowns++ == 0;
         if (ch->set->unkeyed) { /* final: without a key it is never re-sent */
             ch->recs[cl->idx].answered = (unsigned char)(1 + st);
             client_next(ch, cl);
             return;
         }
-        cl->saw_unknown = 1;
         break;
     case PGBANK_RETRIES_EXHAUSTED:
         ch->exhausted++;
@@ -1068,6 +1072,7 @@ static void print_json(const chaos *ch)
     cli_json_int(&j, "replayed", ch->replayed);
     cli_json_int(&j, "unknown", ch->unknown);
     cli_json_int(&j, "unknown_resolved", ch->unknown_resolved);
+    cli_json_int(&j, "unknown_ops", ch->unknown_ops);
     cli_json_int(&j, "unknown_applied", ch->unknown_applied);
     cli_json_int(&j, "db_errors", ch->db_errors);
     cli_json_int(&j, "retries_exhausted", ch->exhausted);
@@ -1118,10 +1123,11 @@ static void print_report(const chaos *ch)
                (long long)ch->unknown, (long long)ch->unknown_applied,
                (long long)ch->db_errors, (long long)ch->exhausted, (long long)ch->retried);
     else
-        printf("  on the way   %lld unknown outcomes (%lld resolved by their key), %lld "
-               "database errors, %lld retries exhausted; %lld resubmissions with the same "
-               "key\n",
-               (long long)ch->unknown, (long long)ch->unknown_resolved,
+        printf("  on the way   %lld unknown outcomes in %lld operations (%lld resolved by "
+               "their key), %lld database errors, %lld retries exhausted; %lld resubmissions "
+               "with the same key\n",
+               (long long)ch->unknown, (long long)ch->unknown_ops,
+               (long long)ch->unknown_resolved,
                (long long)ch->db_errors, (long long)ch->exhausted, (long long)ch->retried);
     printf("  faults       %lld: %lld backend terminations (%lld backends), %lld server "
            "crashes (down %.1f s in all); %lld failed to inject\n",
@@ -1334,7 +1340,8 @@ const cli_command cli_cmd_chaos = {
     "                     journal shows whether it was applied, and how often\n"
     "  --keep             keep the schema for inspection\n"
     "  --json             one object: {\"ops\", \"acknowledged\", \"refused\",\n"
-    "                     \"unknown\", \"retried\", \"faults\", \"faults_terminate\",\n"
+    "                     \"unknown\", \"unknown_resolved\", \"unknown_ops\",\n"
+    "                     \"retried\", \"faults\", \"faults_terminate\",\n"
     "                     \"faults_crash\", \"money_lost\", \"money_created\",\n"
     "                     \"negative_balances\", \"ops_without_result\",\n"
     "                     \"audit\", ...}\n"
