@@ -1,14 +1,13 @@
 /*
  * faults.c - the faults of a lab run (see faults.h): backend terminations
- * through the control connection, and crashes of the private server with
- * its restart in a child process.
+ * through the control connection, and crashes of the private server
+ * (pgbank_server_kill) with its restart in a child process.
  */
 #include "faults.h"
 
 #include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -60,41 +59,27 @@ static void terminate(lab_faults *f)
     PQclear(r);
 }
 
-static int pidfile_path(const lab_faults *f, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/pgdata/postmaster.pid", f->data_dir);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
 /* SIGQUIT to the postmaster: `pg_ctl stop -m immediate`, no checkpoint. */
 static void crash(lab_faults *f)
 {
-    char path[CLI_PATH_MAX + 32], buf[32];
-    if (pidfile_path(f, path, sizeof path) != 0) {
-        failed(f, "crash", "data directory path too long");
-        return;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    long pid = 0;
-    if (n > 0) {
-        buf[n] = '\0';
-        pid = strtol(buf, NULL, 10);
-    }
-    if (pid <= 1) {
-        failed(f, "crash", "no postmaster.pid: the server is not running");
-        return;
-    }
-    if (kill((pid_t)pid, SIGQUIT) != 0) {
-        failed(f, "crash", strerror(errno));
+    char err[512] = "";
+    if (pgbank_server_kill(f->data_dir, SIGQUIT, err, sizeof err) != 0) {
+        failed(f, "crash", err);
         return;
     }
     f->crashes++;
     f->crash_state = CRASH_EXITING;
     f->crash_t0 = pgbank__now_ns();
     f->restart_tries = 0;
+}
+
+/* Whether the crashed postmaster is gone: it removes its pid file last on
+ * its way out (it may linger as a zombie, so that signal 0 reaches it
+ * proves nothing), and only then can the server start again. */
+static int postmaster_gone(const lab_faults *f)
+{
+    char err[256];
+    return pgbank_server_kill(f->data_dir, 0, err, sizeof err) == PGBANK_ENOTFOUND;
 }
 
 /* The restart runs in a child, so the clients meet a server that is down
@@ -129,12 +114,9 @@ static void restart(lab_faults *f)
 /* Advances a crash: wait for the postmaster to be gone, then restart. */
 static void crash_step(lab_faults *f, int block)
 {
-    char path[CLI_PATH_MAX + 32];
     for (;;) {
         if (f->crash_state == CRASH_EXITING) {
-            /* The postmaster removes its pid file on the way out (it may
-             * linger as a zombie, so kill(pid, 0) proves nothing). */
-            if (pidfile_path(f, path, sizeof path) == 0 && access(path, F_OK) != 0) {
+            if (postmaster_gone(f)) {
                 restart(f);
                 continue;
             }

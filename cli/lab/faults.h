@@ -4,9 +4,10 @@
  *   terminate  every backend of the run's engine (its application_name) is
  *              killed with pg_terminate_backend() from the control
  *              connection;
- *   crash      (private server only) the postmaster gets SIGQUIT, which is
- *              what `pg_ctl stop -m immediate` sends, and is started again
- *              by a child process while the clients keep going.
+ *   crash      (private server only) the postmaster gets SIGQUIT
+ *              (pgbank_server_kill), which is what `pg_ctl stop -m
+ *              immediate` sends, and is started again by a child process
+ *              while the clients keep going.
  */
 #ifndef PGBANK_CLI_LAB_FAULTS_H
 #define PGBANK_CLI_LAB_FAULTS_H
