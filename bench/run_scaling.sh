@@ -7,8 +7,11 @@
 # markdown tables, and can be re-run on the file alone.
 #
 #   bench/run_scaling.sh [--pgbank PATH] [--runs R] [--duration T]
-#                        [--out DIR] [--sweeps LIST] [--max-accounts N]
+#                        [--out DIR] [--sweeps LIST] [--max-accounts N] [--journal]
 #                        [-- EXTRA PGBANK OPTIONS (e.g. --data-dir DIR, --db URL)]
+#
+# Every run is `pgbank bench --no-journal`: pgbank runs the SQL pgbench's
+# scripts run.  --journal measures with pgbank's journal (bench's default).
 #
 # Sweeps (comma-separated in --sweeps; default: all but batch):
 #   clients     atomic, 10,000 accounts, clients 1 4 16 64 256, vs pgbench
@@ -27,6 +30,7 @@ OUT=
 SWEEPS=clients,accounts,strategies,zipf
 MAX_ACCOUNTS=10000000
 EXTRA=()
+JOURNAL=--no-journal
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -36,8 +40,9 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --sweeps) SWEEPS=$2; shift 2 ;;
     --max-accounts) MAX_ACCOUNTS=$2; shift 2 ;;
+    --journal) JOURNAL=--journal; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_scaling.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +62,7 @@ one() {
         echo "run_scaling.sh: [$sweep] run $run/$RUNS: pgbank bench $*" >&2
         err=$OUT/last.err
         rc=0
-        out=$("$PGBANK" "${EXTRA[@]}" bench --json --duration "$DURATION" "$@" 2>"$err") || rc=$?
+        out=$("$PGBANK" "${EXTRA[@]}" bench --json "$JOURNAL" --duration "$DURATION" "$@" 2>"$err") || rc=$?
         if [ -z "$out" ] || ! printf '%s' "$out" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
             python3 -c 'import json,sys; print(json.dumps({"sweep":sys.argv[1],"run":int(sys.argv[2]),"args":sys.argv[3],"exit":int(sys.argv[4]),"error":open(sys.argv[5]).read()[-500:]}))' \
                 "$sweep" "$run" "$*" "$rc" "$err" >>"$RESULTS"

@@ -266,3 +266,29 @@ int cli_parse_seconds(const cli *c, const char *opt, const char *s, int64_t max_
                                "like 10 or 0.5", opt, s, (long long)max_s);
     return 0;
 }
+
+/* ------------------------------------------------------------------------
+ * Strategies.
+ * ------------------------------------------------------------------------ */
+
+int cli_parse_strategy(const cli *c, const char *opt, const char *name, size_t len,
+                       pgbank_strategy *out)
+{
+    /* Matches the names the library has (its table may have gaps while
+     * strategies are being added), and lists them when none matches. */
+    char known[256] = "";
+    for (int i = 0; i < PGBANK_STRATEGY_COUNT; i++) {
+        const char *k = pgbank_strategy_name((pgbank_strategy)i);
+        if (!k)
+            continue;
+        if (strlen(k) == len && strncmp(k, name, len) == 0) {
+            *out = (pgbank_strategy)i;
+            return 0;
+        }
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                 known[0] ? ", " : "", k);
+    }
+    return cli_usage_error(c, "unknown strategy '%.*s'%s%s (known: %s)",
+                           (int)(len > 64 ? 64 : len), name, opt ? " in " : "",
+                           opt ? opt : "", known);
+}

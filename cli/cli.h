@@ -116,6 +116,12 @@ int cli_parse_range(const cli *c, const char *opt, const char *s, int64_t min, i
 int cli_parse_count(const cli *c, const char *opt, const char *s, int min, int max, int *out);
 int cli_parse_seconds(const cli *c, const char *opt, const char *s, int64_t max_s, int64_t *ns);
 
+/* A strategy's name: the first len bytes of name.  opt names the option in
+ * the message (NULL: none).  Returns 0, or CLI_EXIT_USAGE after "unknown
+ * strategy 'NAME' [in OPT] (known: explicit, begin, ...)". */
+int cli_parse_strategy(const cli *c, const char *opt, const char *name, size_t len,
+                       pgbank_strategy *out);
+
 /* --- Messages ----------------------------------------------------------- */
 
 /* "pgbank: <message>" on stderr, scrubbed of the password; with --json and
@@ -130,18 +136,28 @@ void cli_scrub(const cli *c, char *msg, size_t size);
 typedef struct cli_json {
     FILE *f;
     int fields;
+    int array; /* 1: the values of an array (keys are NULL) */
 } cli_json;
 
 void cli_json_begin(cli_json *j);
 void cli_json_str(cli_json *j, const char *key, const char *val);
 void cli_json_int(cli_json *j, const char *key, int64_t val);
 void cli_json_bool(cli_json *j, const char *key, int val);
+/* A number with `decimals` digits after the point; null when not finite
+ * (a ratio to nothing). */
+void cli_json_num(cli_json *j, const char *key, int decimals, double val);
+void cli_json_null(cli_json *j, const char *key);
 void cli_json_end(cli_json *j);
-/* Nesting: cli_json_key() writes `"key":` and the caller writes the value,
+/* Nesting: cli_json_object() and cli_json_array() write `"key":{` or
+ * `"key":[` and make child the writer of what is inside, closed with
+ * cli_json_close(child).  Inside an array every key is NULL. */
+void cli_json_object(cli_json *j, const char *key, cli_json *child);
+void cli_json_array(cli_json *j, const char *key, cli_json *child);
+void cli_json_close(cli_json *j);
+/* Or by hand: cli_json_key() writes `"key":` and the caller the value,
  * e.g. "[", objects opened with cli_json_begin() and closed with
  * cli_json_close() (no newline), "]". */
 void cli_json_key(cli_json *j, const char *key);
-void cli_json_close(cli_json *j);
 
 /* A failure as one JSON object on stdout (--json only; no-op otherwise):
  * {"status":..., "sqlstate":..., "message":...}.  sqlstate may be NULL. */
@@ -181,6 +197,11 @@ void cli_engine_options(cli *c, const cli_db *db, pgbank_options *opt);
 /* The same for a connection string of the command's own (a schema of its
  * own appended, say). */
 void cli_engine_options_for(cli *c, const char *conninfo, pgbank_options *opt);
+
+/* pgbank_engine_new() with the tool's messages: "invalid connection
+ * string" (exit 2) or "could not create the engine" (exit 3).  Returns 0
+ * or an exit code. */
+int cli_engine_new(cli *c, const pgbank_options *opt, pgbank_engine **out);
 
 /* cli_db_resolve() without auto_init + an engine of one connection: what a
  * command running one operation needs. */

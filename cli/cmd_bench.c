@@ -4,50 +4,38 @@
  * same accounts in the same run.
  *
  * One run:
- *   1. setup: the schema pgbank_bench is dropped and created again (the
- *      user's own tables are never touched), pgbank's schema is made in it
- *      and N accounts are filled by one INSERT ... SELECT generate_series
- *      with the primary key built afterwards (10 million in well under a
- *      minute), each holding 10^11 so a withdrawal of 1 is never refused.
- *      pgbank's journal is dropped there unless --journal: pgbench's
- *      UPDATE writes no journal, and the comparison must run the same SQL
- *      (pgbank_batch() journals only where the journal exists).
- *   2. measure: one engine, one thread, the built-in loop.  C clients each
- *      keep D withdrawals of 1 outstanding (a closed loop: a completion
- *      submits the next withdrawal at once), on accounts drawn uniformly or
- *      from a Zipf distribution.  Every completion is timed into a
- *      log-linear histogram; a line per second goes to stderr.
+ *   1. setup: a schema of the run's own (pgbank_bench_<n>, lab/schema.c:
+ *      the user's tables are never touched, the schema is dropped at the
+ *      end) holds pgbank's tables and N accounts (pgbank_accounts_load():
+ *      10 million in well under a minute), each holding 10^11 so a
+ *      withdrawal of 1 is never refused.  pgbank's journal is kept, as in a
+ *      real bank; --no-journal leaves it out (pgbank_schema_options.journal),
+ *      so that pgbank runs the SQL pgbench runs.
+ *   2. measure: one engine, one thread, the built-in loop, the lab's load
+ *      (lab/load.c): C clients each keep D withdrawals of 1 outstanding (a
+ *      closed loop: a completion submits the next withdrawal at once), on
+ *      accounts drawn uniformly or from a Zipf distribution.  Every
+ *      completion is timed into a log-linear histogram; a line per second
+ *      goes to stderr.
  *   3. check: the sum of the balances fell by exactly the withdrawals
  *      reported ok ("money check: ok"), else exit 1.
  *   4. --vs-pgbench: pgbench runs two equivalent scripts on the same
- *      accounts, for the same time and clients, one thread (-j 1):
- *      one UPDATE per commit, and ten per commit in a pipeline.
- * Every measured phase starts after VACUUM and CHECKPOINT (db_settle), so
- * none pays for another's dead rows or full-page writes.  The schema is
- * dropped at the end.
+ *      accounts, for the same time and clients, one thread (lab/pgbench.c).
+ * Every measured phase starts after VACUUM and CHECKPOINT (lab_settle), so
+ * none pays for another's dead rows or full-page writes.
  */
 #include "cli.h"
 #include "hist.h"
+#include "internal.h"
+#include "lab/lab.h"
+#include "lab/pgbench.h"
 #include "plot.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <glob.h>
-#include <libpq-fe.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BENCH_SCHEMA "pgbank_bench"
 /* Every account's opening balance: 10^11 minor units; 10^7 accounts sum
  * to 10^18, still inside int64_t. */
 #define BENCH_BALANCE INT64_C(100000000000)
@@ -59,7 +47,8 @@
 /* How long the operations in flight at the deadline may take to finish. */
 #define DRAIN_MS 60000
 #define CONNECT_MS 60000
-/* Session advisory lock: one benchmark at a time per database. */
+/* Session advisory lock: one benchmark at a time per database, so that
+ * none measures another's load. */
 #define BENCH_LOCK_KEY "7405163"
 
 /* ------------------------------------------------------------------------
@@ -82,112 +71,11 @@ typedef struct bench_settings {
     const char *plot;
 } bench_settings;
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static double secs(int64_t ns) { return (double)ns / 1e9; }
 
 /* ------------------------------------------------------------------------
- * Picking accounts: a xorshift64* generator, uniform ids by
- * multiply-shift, Zipf ids by rejection-inversion (Hörmann and Derflinger
- * 1996, as in Apache Commons RNG): exact for any N, O(1) memory, a log and
- * an exp per draw, so 10 million accounts cost no table and no RSS.  Rank
- * 1 (the hottest) is account 1, as with pgbench's random_zipfian().
+ * The measurement: the lab's load with bench's hooks.
  * ------------------------------------------------------------------------ */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * UINT64_C(0x2545F4914F6CDD1D);
-}
-
-static double rng_unit(uint64_t *s) /* [0, 1) */
-{
-    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-typedef struct zipf {
-    double s, n;
-    double h_x1, h_n, squeeze;
-} zipf;
-
-static double zipf_helper1(double x) /* log1p(x) / x */
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - 0.25 * x));
-}
-
-static double zipf_helper2(double x) /* expm1(x) / x */
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x * 0.5 * (1 + x / 3 * (1 + 0.25 * x));
-}
-
-/* H(x): the integral of the hat function x^-s. */
-static double zipf_hint(const zipf *z, double x)
-{
-    double lx = log(x);
-    return zipf_helper2((1 - z->s) * lx) * lx;
-}
-
-static double zipf_h(const zipf *z, double x) { return exp(-z->s * log(x)); }
-
-static double zipf_hinv(const zipf *z, double x)
-{
-    double t = x * (1 - z->s);
-    if (t < -1)
-        t = -1;
-    return exp(zipf_helper1(t) * x);
-}
-
-static void zipf_init(zipf *z, int64_t n, double s)
-{
-    z->s = s;
-    z->n = (double)n;
-    z->h_x1 = zipf_hint(z, 1.5) - 1;
-    z->h_n = zipf_hint(z, z->n + 0.5);
-    z->squeeze = 2 - zipf_hinv(z, zipf_hint(z, 2.5) - zipf_h(z, 2));
-}
-
-static int64_t zipf_draw(const zipf *z, uint64_t *rng)
-{
-    for (;;) {
-        double u = z->h_n + rng_unit(rng) * (z->h_x1 - z->h_n);
-        double x = zipf_hinv(z, u);
-        double k = floor(x + 0.5);
-        if (k < 1)
-            k = 1;
-        else if (k > z->n)
-            k = z->n;
-        if (k - x <= z->squeeze || u >= zipf_hint(z, k + 0.5) - zipf_h(z, k))
-            return (int64_t)k;
-    }
-}
-
-/* ------------------------------------------------------------------------
- * The measurement.
- * ------------------------------------------------------------------------ */
-
-typedef struct bench_run bench_run;
-
-typedef struct bench_slot {
-    pgbank_op op;
-    int64_t t0;
-    bench_run *run;
-} bench_slot;
 
 typedef struct bench_second {
     double t_s;         /* end of the interval, seconds since the start */
@@ -196,103 +84,56 @@ typedef struct bench_second {
     int64_t failures;
 } bench_second;
 
-struct bench_run {
+typedef struct bench_run {
     const bench_settings *set;
-    pgbank_engine *eng;
-    bench_slot *slots;
-    int nslots;
+    lab_load load;
+    lab_tally tally;
     uint64_t rng;
-    zipf z;
-    int64_t start_ns, deadline_ns, end_ns;
-    int stopping;
-    /* Outcomes. */
-    int64_t ok;
-    int64_t failures; /* every other outcome */
-    int64_t by_status[PGBANK__STATUS_COUNT];
-    int64_t not_submitted;
-    int64_t db_failures; /* the database failed: database error, unknown
-                          * outcome, shut down, not submitted */
-    int64_t unknown;     /* unknown outcome: may or may not be applied */
-    int stopped_slots;   /* slots that stopped on a database failure */
-    char first_failure[320];
-    cli_hist total, sec;
-    int64_t sec_ok, sec_failures;
-    int64_t sec_start_ns;
+    lab_zipf z;
+    int stopped_slots; /* slots that stopped on a database failure */
+    int64_t end_ns;    /* the last answer */
     bench_second *timeline;
     size_t nsec, capsec;
     int nomem;
     /* Client cost. */
     double cpu_us_per_op;
     double rss_mb;
-};
+} bench_run;
 
-static int64_t pick_account(bench_run *r)
+static int64_t run_ok(const bench_run *r) { return r->tally.by_status[PGBANK_OK]; }
+
+static double run_ops_per_sec(const bench_run *r)
 {
-    if (r->set->zipf)
-        return zipf_draw(&r->z, &r->rng);
-    uint64_t x = rng_next(&r->rng) >> 32;
-    return 1 + (int64_t)((x * (uint64_t)r->set->accounts) >> 32);
+    return lab_per_sec(run_ok(r), r->end_ns - r->load.start_ns);
 }
 
-static void run_failure(bench_run *r, const char *status, const char *msg, int db)
+static int bench_next(lab_load *L, lab_client *cl)
 {
-    r->failures++;
-    r->sec_failures++;
-    r->db_failures += db;
-    if (!r->first_failure[0])
-        snprintf(r->first_failure, sizeof r->first_failure, "%s%s%s", status,
-                 msg[0] ? ": " : "", msg);
+    bench_run *r = L->arg;
+    cl->op.account = r->set->zipf ? lab_zipf_draw(&r->z, &r->rng)
+                                  : 1 + (int64_t)pgbank__rand_below(
+                                            &r->rng, (uint64_t)r->set->accounts);
+    return 0;
 }
 
-static void slot_submit(bench_run *r, bench_slot *s, int64_t now)
+static int bench_done(lab_load *L, lab_client *cl, int64_t now)
 {
-    s->op.account = pick_account(r);
-    s->t0 = now;
-    int rc = pgbank_submit(r->eng, &s->op);
-    if (rc != 0) {
-        r->not_submitted++;
+    bench_run *r = L->arg;
+    (void)now;
+    pgbank_status st = cl->op.result.status;
+    if (st == PGBANK_DB_ERROR || st == PGBANK_UNKNOWN_OUTCOME || st == PGBANK_SHUT_DOWN) {
+        /* Like a pgbench client on an error, this slot stops: a broken
+         * setup ends the run at once instead of spinning on errors. */
         r->stopped_slots++;
-        run_failure(r, "not submitted", pgbank_strerror(rc), 1);
+        return LAB_STOP;
     }
+    return LAB_NEXT;
 }
 
-static void bench_done(pgbank_op *op)
+/* Closes the second that ends now: one timeline row, one stderr line. */
+static void bench_tick(lab_load *L, int64_t now)
 {
-    bench_slot *s = op->user_data;
-    bench_run *r = s->run;
-    int64_t now = now_ns();
-    pgbank_status st = op->result.status;
-    if (st == PGBANK_OK) {
-        r->ok++;
-        r->sec_ok++;
-        cli_hist_record(&r->sec, (uint64_t)(now - s->t0 + 500) / 1000);
-    } else {
-        if ((int)st >= 0 && st < PGBANK__STATUS_COUNT)
-            r->by_status[st]++;
-        int db = st == PGBANK_DB_ERROR || st == PGBANK_UNKNOWN_OUTCOME ||
-                 st == PGBANK_SHUT_DOWN;
-        r->unknown += st == PGBANK_UNKNOWN_OUTCOME;
-        run_failure(r, pgbank_status_name(st), op->result.message, db);
-        if (db) {
-            /* Like a pgbench client on an error, this slot stops: a broken
-             * setup ends the run at once instead of spinning on errors. */
-            r->end_ns = now;
-            r->stopped_slots++;
-            return;
-        }
-    }
-    r->end_ns = now;
-    if (r->stopping || now >= r->deadline_ns)
-        return;
-    slot_submit(r, s, now); /* a closed loop: the slot goes on at once */
-}
-
-/* Closes the interval that ends now: one timeline row, one stderr line. */
-static void run_tick(bench_run *r, int64_t now)
-{
-    int64_t len = now - r->sec_start_ns;
-    if (len <= 0)
-        return;
+    bench_run *r = L->arg;
     if (r->nsec == r->capsec) {
         size_t cap = r->capsec ? r->capsec * 2 : 64;
         bench_second *t = realloc(r->timeline, cap * sizeof *t);
@@ -304,20 +145,17 @@ static void run_tick(bench_run *r, int64_t now)
         r->capsec = cap;
     }
     bench_second *row = &r->timeline[r->nsec++];
-    row->t_s = secs(now - r->start_ns);
-    row->ops_per_sec = (double)r->sec_ok / secs(len);
-    row->p50_ms = cli_hist_percentile_ms(&r->sec, 50);
-    row->p99_ms = cli_hist_percentile_ms(&r->sec, 99);
-    row->failures = r->sec_failures;
+    row->t_s = secs(now - L->start_ns);
+    row->ops_per_sec = lab_per_sec(L->iv_ok, now - L->iv_start_ns);
+    row->p50_ms = cli_hist_percentile_ms(&L->iv_hist, 50);
+    row->p99_ms = cli_hist_percentile_ms(&L->iv_hist, 99);
+    row->failures = L->iv_failures;
     fprintf(stderr, "pgbank bench: %5.1f s  %10.0f ops/s  p50 %.3f ms  p99 %.3f ms  "
             "failures %lld\n", row->t_s, row->ops_per_sec, row->p50_ms, row->p99_ms,
             (long long)row->failures);
-    cli_hist_merge(&r->total, &r->sec);
-    cli_hist_reset(&r->sec);
-    r->sec_ok = 0;
-    r->sec_failures = 0;
-    r->sec_start_ns = now;
 }
+
+static const lab_hooks bench_hooks = {bench_next, bench_done, NULL, bench_tick, NULL};
 
 static double cpu_us(const struct rusage *ru)
 {
@@ -329,721 +167,24 @@ static double cpu_us(const struct rusage *ru)
  * finish.  Returns 0, or an exit code after a message. */
 static int run_measure(cli *c, bench_run *r)
 {
-    const bench_settings *set = r->set;
+    lab_load *L = &r->load;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
-    r->start_ns = r->sec_start_ns = now_ns();
-    r->deadline_ns = r->start_ns + set->duration_ns;
-    int64_t next_tick = r->start_ns + 1000000000;
-    for (int i = 0; i < r->nslots; i++)
-        slot_submit(r, &r->slots[i], now_ns());
-    for (;;) {
-        int64_t now = now_ns();
-        if (now >= next_tick && now < r->deadline_ns) {
-            run_tick(r, now);
-            next_tick += 1000000000;
-            continue;
-        }
-        if (now >= r->deadline_ns)
-            r->stopping = 1;
-        if (pgbank_engine_pending(r->eng) == 0)
-            break;
-        int64_t until = r->stopping ? r->deadline_ns + (int64_t)DRAIN_MS * 1000000
-                                    : (next_tick < r->deadline_ns ? next_tick
-                                                                  : r->deadline_ns);
-        if (r->stopping && now >= until)
-            return cli_error(c, CLI_EXIT_FAILURE, "%zu withdrawals were still unanswered "
-                             "%d s after the end of the run",
-                             pgbank_engine_pending(r->eng), DRAIN_MS / 1000);
-        int ms = (int)((until - now + 999999) / 1000000);
-        int rc = pgbank_engine_run(r->eng, ms < 1 ? 1 : ms);
-        if (rc != 0 && rc != PGBANK_ETIMEDOUT)
-            return cli_error(c, CLI_EXIT_FAILURE, "the engine's loop failed: %s",
-                             pgbank_strerror(rc));
-    }
+    int rc = lab_load_run(L);
     getrusage(RUSAGE_SELF, &ru1);
-    if (!r->end_ns)
-        r->end_ns = now_ns();
-    run_tick(r, r->end_ns > r->sec_start_ns ? r->end_ns : now_ns());
+    r->end_ns = L->last_done_ns ? L->last_done_ns : L->end_ns;
+    if (rc == LAB_TIMED_OUT)
+        return cli_error(c, CLI_EXIT_FAILURE, "%zu withdrawals were still unanswered "
+                         "%d s after the end of the run", pgbank_engine_pending(L->eng),
+                         DRAIN_MS / 1000);
+    if (rc != 0)
+        return cli_error(c, CLI_EXIT_FAILURE, "the engine's loop failed: %s",
+                         pgbank_strerror(rc));
     if (r->nomem)
         return cli_error(c, CLI_EXIT_FAILURE, "out of memory");
-    r->cpu_us_per_op = r->ok ? (cpu_us(&ru1) - cpu_us(&ru0)) / (double)r->ok : 0;
+    r->cpu_us_per_op = run_ok(r) ? (cpu_us(&ru1) - cpu_us(&ru0)) / (double)run_ok(r) : 0;
     r->rss_mb = (double)ru1.ru_maxrss / 1024.0; /* Linux: kilobytes */
     return 0;
-}
-
-static double run_ops_per_sec(const bench_run *r)
-{
-    int64_t len = r->end_ns - r->start_ns;
-    return len > 0 ? (double)r->ok / secs(len) : 0.0;
-}
-
-/* ------------------------------------------------------------------------
- * The database: the bench schema, set up and checked over plain libpq.
- * ------------------------------------------------------------------------ */
-
-typedef struct bench_db {
-    cli *c;
-    cli_db db;        /* the user's database, resolved as every command does */
-    char *conninfo;   /* the same with search_path = pgbank_bench */
-    char *pgbench_conninfo; /* the same without the password */
-    char *password;   /* for pgbench's PGPASSWORD; NULL when none */
-    PGconn *pg;       /* setup, statistics, money check */
-    int schema_made;
-} bench_db;
-
-/* A growing string. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int nomem;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->nomem)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->nomem = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-/* key='value' with ' and \ escaped, as libpq's key=value syntax wants. */
-static void sb_param(sbuf *b, const char *key, const char *val)
-{
-    if (b->len)
-        sb_str(b, " ");
-    sb_str(b, key);
-    sb_str(b, "='");
-    for (const char *p = val; *p; p++) {
-        if (*p == '\'' || *p == '\\')
-            sb_str(b, "\\");
-        sb_add(b, p, 1);
-    }
-    sb_str(b, "'");
-}
-
-/* The user's connection string (key=value or URI) as key=value, with
- * -csearch_path=pgbank_bench added to its options (or to $PGOPTIONS), so
- * everything pgbank and pgbench send lands in the bench schema.  With
- * password_out, the password is left out of the string and returned. */
-static char *bench_conninfo(const char *conninfo, char **password_out, char *err,
-                            size_t errlen)
-{
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-    if (!opts) {
-        snprintf(err, errlen, "%s", perr ? perr : "out of memory");
-        PQfreemem(perr);
-        return NULL;
-    }
-    sbuf b = {0};
-    const char *user_options = getenv("PGOPTIONS");
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val)
-            continue;
-        if (strcmp(o->keyword, "options") == 0) {
-            user_options = o->val;
-            continue;
-        }
-        if (password_out && strcmp(o->keyword, "password") == 0) {
-            *password_out = strdup(o->val);
-            if (!*password_out)
-                b.nomem = 1;
-            continue;
-        }
-        sb_param(&b, o->keyword, o->val);
-    }
-    sbuf opt = {0};
-    if (user_options && *user_options) {
-        sb_str(&opt, user_options);
-        sb_str(&opt, " ");
-    }
-    sb_str(&opt, "-csearch_path=" BENCH_SCHEMA);
-    if (!opt.nomem)
-        sb_param(&b, "options", opt.s);
-    PQconninfoFree(opts);
-    free(opt.s);
-    if (b.nomem || opt.nomem) {
-        free(b.s);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    return b.s;
-}
-
-/* Runs one statement on the setup connection.  Returns 0, or an exit code
- * after "pgbank: could not WHAT: <server message>". */
-static int db_exec(bench_db *d, const char *what, const char *sql, int nparams,
-                   const char *const *params, PGresult **out)
-{
-    PGresult *res = PQexecParams(d->pg, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
-        size_t n = strlen(msg);
-        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-            msg[--n] = '\0';
-        PQclear(res);
-        return cli_error(d->c, CLI_EXIT_FAILURE, "could not %s: %s", what,
-                         msg[0] ? msg : PQerrorMessage(d->pg));
-    }
-    if (out)
-        *out = res;
-    else
-        PQclear(res);
-    return 0;
-}
-
-static int db_connect(bench_db *d)
-{
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {d->conninfo, "pgbank bench", NULL};
-    d->pg = PQconnectdbParams(keys, vals, 1);
-    if (!d->pg || PQstatus(d->pg) != CONNECTION_OK)
-        return cli_error(d->c, CLI_EXIT_FAILURE, "could not connect to %s: %s",
-                         d->db.where, d->pg ? PQerrorMessage(d->pg) : "out of memory");
-    PGresult *res;
-    int rc = db_exec(d, "take the benchmark lock",
-                     "SELECT pg_try_advisory_lock(" BENCH_LOCK_KEY ")", 0, NULL, &res);
-    if (rc)
-        return rc;
-    int got = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!got)
-        return cli_error(d->c, CLI_EXIT_FAILURE, "another pgbank bench is running on %s; "
-                         "try again when it is done", d->db.where);
-    return db_exec(d, "set up the session", "SET client_min_messages = warning", 0, NULL,
-                   NULL);
-}
-
-/* A fresh pgbank_bench schema holding accounts 1..N. */
-static int db_setup(bench_db *d, const bench_settings *set)
-{
-    cli *c = d->c;
-    char err[1024];
-    int rc;
-    if ((rc = db_exec(d, "drop the old benchmark schema",
-                      "DROP SCHEMA IF EXISTS " BENCH_SCHEMA " CASCADE", 0, NULL, NULL)) ||
-        (rc = db_exec(d, "create the benchmark schema", "CREATE SCHEMA " BENCH_SCHEMA, 0,
-                      NULL, NULL)))
-        return rc;
-    d->schema_made = 1;
-    err[0] = '\0';
-    pgbank_schema_options o;
-    pgbank_schema_options_init(&o);
-    o.journal = set->journal;
-    if (pgbank_schema_create(d->conninfo, &o, err, sizeof err) != 0)
-        return cli_error(c, CLI_EXIT_FAILURE, "could not create pgbank's schema in "
-                         BENCH_SCHEMA ": %s", err);
-    if (pgbank_accounts_load(d->conninfo, set->accounts, BENCH_BALANCE, err, sizeof err) != 0)
-        return cli_error(c, CLI_EXIT_FAILURE, "could not create the benchmark accounts: %s", err);
-    return 0;
-}
-
-/* Every measured phase (pgbank, each pgbench script) starts from the same
- * state: the dead row versions of the previous phase vacuumed away, and a
- * fresh checkpoint, so that no phase pays for another's full-page writes
- * (the first change of a page after a checkpoint logs the whole page) or
- * meets a checkpoint the previous phase's WAL triggered.  CHECKPOINT needs
- * superuser or pg_checkpoint: skipped quietly otherwise. */
-static int db_settle(bench_db *d)
-{
-    int rc = db_exec(d, "vacuum the benchmark accounts", "VACUUM accounts", 0, NULL, NULL);
-    if (rc == 0)
-        PQclear(PQexec(d->pg, "CHECKPOINT"));
-    return rc;
-}
-
-/* The database's committed transactions so far (pg_stat_database).
- * Returns -1 when the statistics cannot be read. */
-static int64_t db_commits(bench_db *d)
-{
-    PGresult *res = PQexec(d->pg, "SELECT xact_commit FROM pg_stat_database"
-                                  " WHERE datname = current_database()");
-    int64_t v = -1;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        !PQgetisnull(res, 0, 0))
-        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
-/* The same once the backends that just closed have flushed their counts:
- * a server process reports its statistics at most once a second while it
- * runs, and at exit. */
-static int64_t db_commits_settled(bench_db *d)
-{
-    int64_t prev = db_commits(d);
-    for (int i = 0; i < 30; i++) {
-        sleep_ms(100);
-        int64_t v = db_commits(d);
-        if (v == prev && i >= 2)
-            break;
-        prev = v;
-    }
-    return prev;
-}
-
-/* How much the balances fell in all: N * opening balance - sum.  Returns
- * 0, or an exit code. */
-static int db_debited(bench_db *d, const bench_settings *set, int64_t *debited,
-                      int64_t *negative)
-{
-    char total[48];
-    snprintf(total, sizeof total, "%lld", (long long)(set->accounts * BENCH_BALANCE));
-    const char *p[1] = {total};
-    PGresult *res;
-    int rc = db_exec(d, "read the balances",
-                     "SELECT ($1::numeric - sum(balance))::bigint,"
-                     " count(*) FILTER (WHERE balance < 0) FROM accounts",
-                     1, p, &res);
-    if (rc)
-        return rc;
-    *debited = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    *negative = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    return 0;
-}
-
-static void db_close(bench_db *d)
-{
-    if (d->pg && d->schema_made)
-        PQclear(PQexec(d->pg, "DROP SCHEMA IF EXISTS " BENCH_SCHEMA " CASCADE"));
-    if (d->pg)
-        PQfinish(d->pg);
-    d->pg = NULL;
-    free(d->conninfo);
-    free(d->pgbench_conninfo);
-    if (d->password)
-        memset(d->password, 0, strlen(d->password));
-    free(d->password);
-    cli_db_close(d->c, &d->db);
-}
-
-/* ------------------------------------------------------------------------
- * Child programs (pgbench, gnuplot, pg_config): fork + exec, never a shell.
- * ------------------------------------------------------------------------ */
-
-/* Runs argv with stdout into out (up to len - 1 bytes); returns the exit
- * status, or -1 when it could not run. */
-static int capture(char *const argv[], char *out, size_t len)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t got = 0;
-    for (;;) {
-        char tmp[512];
-        ssize_t n = read(fds[0], tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n && got + 1 < len; i++)
-            out[got++] = tmp[i];
-    }
-    out[got] = '\0';
-    close(fds[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* pgbench: $PGBANK_PGBENCH, else `pg_config --bindir`, else $PATH, else
- * the newest /usr/lib/postgresql/N/bin.  Returns 1 when found. */
-static int find_pgbench(char *out, size_t len)
-{
-    const char *env = getenv("PGBANK_PGBENCH");
-    if (env && *env) {
-        snprintf(out, len, "%s", env);
-        return cli_is_executable(out);
-    }
-    char bindir[4096];
-    char *const pgc[] = {"pg_config", "--bindir", NULL};
-    if (capture(pgc, bindir, sizeof bindir) == 0) {
-        bindir[strcspn(bindir, "\r\n")] = '\0';
-        if ((size_t)snprintf(out, len, "%s/pgbench", bindir) < len && cli_is_executable(out))
-            return 1;
-    }
-    if (cli_find_in_path("pgbench", out, len))
-        return 1;
-    glob_t g;
-    int found = 0, best = -1;
-    if (glob("/usr/lib/postgresql/*/bin/pgbench", 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-            int v = atoi(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"));
-            if (v > best && cli_is_executable(g.gl_pathv[i])) {
-                best = v;
-                snprintf(out, len, "%s", g.gl_pathv[i]);
-                found = 1;
-            }
-        }
-        globfree(&g);
-    }
-    return found;
-}
-
-/* ------------------------------------------------------------------------
- * pgbench on the same accounts.
- * ------------------------------------------------------------------------ */
-
-enum { PGB_ONE, PGB_TEN, PGB_COUNT };
-
-static const char *const pgb_names[PGB_COUNT] = {"one_per_commit", "ten_per_commit_pipeline"};
-static const int pgb_per_tx[PGB_COUNT] = {1, 10};
-
-typedef struct pgb_result {
-    int ran;            /* pgbench produced a throughput */
-    char error[512];    /* why not, or what went wrong */
-    int duration_s;
-    double tps;
-    double ops_per_sec; /* withdrawals per second: tps x withdrawals per tx */
-    double latency_avg_ms;
-    double p50_ms, p99_ms, p999_ms;
-    int64_t transactions;
-    int64_t failed;          /* failed transactions (deadlocks, ...) */
-    int64_t deadlocks;
-    int64_t aborted_clients; /* pgbench < 15 aborts a client on an error */
-    double cpu_us_per_op;
-    double rss_mb;
-    int64_t commits;
-    int64_t debited;
-} pgb_result;
-
-typedef struct pgb_suite {
-    int wanted;
-    int found;
-    char path[4096];
-    int major;
-    char dir[64]; /* temp dir for scripts and logs */
-    pgb_result res[PGB_COUNT];
-} pgb_suite;
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    int bad = fputs(text, f) < 0;
-    return (fclose(f) != 0 || bad) ? -1 : 0;
-}
-
-/* The two scripts: the atomic strategy's statement, one per commit, and
- * ten per commit in one pipeline (ids not in lock order: concurrent
- * transactions can deadlock, which pgbench counts as failures). */
-static void pgb_script(int which, const bench_settings *set, char *out, size_t len)
-{
-    char dist[96];
-    if (set->zipf)
-        snprintf(dist, sizeof dist, "random_zipfian(1, %lld, %.1f)", (long long)set->accounts,
-                 ZIPF_S);
-    else
-        snprintf(dist, sizeof dist, "random(1, %lld)", (long long)set->accounts);
-    static const char update[] =
-        "UPDATE accounts SET balance = balance - 1 WHERE id = :id%d AND balance >= 1"
-        " RETURNING balance;\n";
-    size_t o = 0;
-    int n = pgb_per_tx[which];
-    for (int i = 1; i <= n && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, "\\set id%d %s\n", i, dist);
-    if (which == PGB_TEN && o < len)
-        o += (size_t)snprintf(out + o, len - o, "\\startpipeline\nBEGIN;\n");
-    for (int i = 1; i <= n && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, update, i);
-    if (which == PGB_TEN && o < len)
-        snprintf(out + o, len - o, "COMMIT;\n\\endpipeline\n");
-}
-
-static void pgb_version(pgb_suite *s)
-{
-    char out[256];
-    char *const argv[] = {s->path, "--version", NULL};
-    s->major = 0;
-    if (capture(argv, out, sizeof out) == 0) {
-        const char *p = strstr(out, ") ");
-        s->major = p ? atoi(p + 2) : 0;
-    }
-}
-
-/* The last non-empty line of a file, for error messages. */
-static void last_line(const char *path, char *out, size_t len)
-{
-    out[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0])
-            snprintf(out, len, "%.*s", (int)(len - 1), line);
-    }
-    fclose(f);
-}
-
-/* pgbench's summary: tps, average latency, transactions, failures. */
-static void pgb_parse_summary(pgb_result *r, const char *out_path, const char *err_path)
-{
-    FILE *f = fopen(out_path, "r");
-    char line[1024];
-    if (f) {
-        while (fgets(line, sizeof line, f)) {
-            double d;
-            long long v;
-            if (sscanf(line, "tps = %lf", &d) == 1) {
-                r->tps = d;
-                r->ran = 1;
-            } else if (sscanf(line, "latency average = %lf", &d) == 1) {
-                r->latency_avg_ms = d;
-            } else if (sscanf(line, "number of transactions actually processed: %lld", &v) ==
-                       1) {
-                r->transactions = v;
-            } else if (sscanf(line, "number of failed transactions: %lld", &v) == 1) {
-                r->failed = v;
-            } else if (sscanf(line, "number of deadlock failures: %lld", &v) == 1) {
-                r->deadlocks = v;
-            }
-        }
-        fclose(f);
-    }
-    f = fopen(err_path, "r");
-    if (f) {
-        while (fgets(line, sizeof line, f))
-            if (strstr(line, "aborted"))
-                r->aborted_clients++;
-        fclose(f);
-    }
-}
-
-/* Percentiles from pgbench's per-transaction log (--log): one line per
- * transaction, "client tx time_us script epoch us", time_us being a word
- * ("failed", "deadlock", ...) for a transaction that failed. */
-static void pgb_parse_logs(pgb_result *r, const char *dir, const char *prefix)
-{
-    cli_hist *h = calloc(1, sizeof *h);
-    DIR *dp = opendir(dir);
-    if (!h || !dp) {
-        free(h);
-        if (dp)
-            closedir(dp);
-        return;
-    }
-    size_t plen = strlen(prefix);
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
-        if (strncmp(e->d_name, prefix, plen) != 0 || e->d_name[plen] != '.')
-            continue;
-        char path[4096], line[256];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f)) {
-            long client, tx;
-            char time[32];
-            if (sscanf(line, "%ld %ld %31s", &client, &tx, time) != 3)
-                continue;
-            char *end;
-            long long us = strtoll(time, &end, 10);
-            if (*end == '\0' && us >= 0)
-                cli_hist_record(h, (uint64_t)us);
-        }
-        fclose(f);
-    }
-    closedir(dp);
-    r->p50_ms = cli_hist_percentile_ms(h, 50);
-    r->p99_ms = cli_hist_percentile_ms(h, 99);
-    r->p999_ms = cli_hist_percentile_ms(h, 99.9);
-    free(h);
-}
-
-/* Runs pgbench with the script `which`; waits at most its duration plus a
- * minute.  Fills s->res[which]. */
-static void pgb_run(bench_db *d, const bench_settings *set, pgb_suite *s, int which)
-{
-    pgb_result *r = &s->res[which];
-    const char *name = pgb_names[which];
-    char script[4096], path[4200], out_path[4200], err_path[4200], prefix[4200];
-    char c_arg[16], t_arg[16], pf_arg[4300];
-    pgb_script(which, set, script, sizeof script);
-    snprintf(path, sizeof path, "%s/%s.sql", s->dir, name);
-    snprintf(out_path, sizeof out_path, "%s/%s.out", s->dir, name);
-    snprintf(err_path, sizeof err_path, "%s/%s.err", s->dir, name);
-    snprintf(prefix, sizeof prefix, "%s/%s", s->dir, name);
-    if (write_text(path, script) != 0) {
-        snprintf(r->error, sizeof r->error, "could not write %.300s: %s", path,
-                 strerror(errno));
-        return;
-    }
-    if (which == PGB_TEN && s->major && s->major < 14) {
-        snprintf(r->error, sizeof r->error, "pgbench %d has no pipeline mode (needs 14 or "
-                 "later): skipped", s->major);
-        return;
-    }
-    /* pgbench -T takes whole seconds. */
-    r->duration_s = (int)((set->duration_ns + 999999999) / 1000000000);
-    snprintf(c_arg, sizeof c_arg, "%d", set->clients);
-    snprintf(t_arg, sizeof t_arg, "%d", r->duration_s);
-    snprintf(pf_arg, sizeof pf_arg, "--log-prefix=%s", prefix);
-    const char *argv[20];
-    int n = 0;
-    argv[n++] = s->path;
-    argv[n++] = "-n";
-    argv[n++] = "-c";
-    argv[n++] = c_arg;
-    argv[n++] = "-j";
-    argv[n++] = "1";
-    argv[n++] = "-T";
-    argv[n++] = t_arg;
-    argv[n++] = "-M";
-    argv[n++] = "prepared";
-    argv[n++] = "-f";
-    argv[n++] = path;
-    argv[n++] = "--log";
-    argv[n++] = pf_arg;
-    if (s->major >= 15)
-        argv[n++] = "--failures-detailed";
-    argv[n++] = d->pgbench_conninfo;
-    argv[n] = NULL;
-
-    int64_t debited0 = 0, debited1 = 0, neg = 0;
-    if (db_debited(d, set, &debited0, &neg) != 0)
-        debited0 = -1;
-    if (db_settle(d) != 0) {
-        snprintf(r->error, sizeof r->error, "could not vacuum the accounts before pgbench");
-        return;
-    }
-    int64_t commits0 = db_commits_settled(d);
-    fprintf(stderr, "pgbank bench: pgbench %s, %d clients, %d s...\n", name, set->clients,
-            r->duration_s);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(r->error, sizeof r->error, "could not start pgbench: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (d->password)
-            setenv("PGPASSWORD", d->password, 1);
-        execv(s->path, (char *const *)argv);
-        _exit(127);
-    }
-    struct rusage ru;
-    int status = 0;
-    int64_t limit = now_ns() + (int64_t)(r->duration_s + 60) * 1000000000;
-    int killed = 0;
-    for (;;) {
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            memset(&ru, 0, sizeof ru);
-            break;
-        }
-        if (now_ns() > limit && killed < 2) {
-            kill(pid, killed ? SIGKILL : SIGTERM);
-            killed++;
-            limit = now_ns() + 5000000000LL;
-        }
-        sleep_ms(20);
-    }
-    pgb_parse_summary(r, out_path, err_path);
-    pgb_parse_logs(r, s->dir, name);
-    r->commits = db_commits_settled(d);
-    r->commits = commits0 >= 0 && r->commits >= 0 ? r->commits - commits0 : -1;
-    if (debited0 >= 0 && db_debited(d, set, &debited1, &neg) == 0)
-        r->debited = debited1 - debited0;
-    r->ops_per_sec = r->tps * pgb_per_tx[which];
-    int64_t ops = r->transactions * pgb_per_tx[which];
-    r->cpu_us_per_op = ops ? cpu_us(&ru) / (double)ops : 0;
-    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
-    char why[300];
-    last_line(err_path, why, sizeof why);
-    if (killed)
-        snprintf(r->error, sizeof r->error, "pgbench did not finish in time and was stopped");
-    else if (!r->ran)
-        snprintf(r->error, sizeof r->error, "pgbench failed (exit %d)%s%s",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, why[0] ? ": " : "", why);
-    else if (r->aborted_clients)
-        snprintf(r->error, sizeof r->error, "%lld pgbench clients aborted: %s",
-                 (long long)r->aborted_clients, why);
-    cli_scrub(d->c, r->error, sizeof r->error);
-}
-
-static void remove_dir(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    if (dp) {
-        struct dirent *e;
-        char path[4200];
-        while ((e = readdir(dp)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-        closedir(dp);
-    }
-    rmdir(dir);
-}
-
-static void pgb_suite_run(bench_db *d, const bench_settings *set, pgb_suite *s)
-{
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !*tmp || strlen(tmp) > 40)
-        tmp = "/tmp";
-    snprintf(s->dir, sizeof s->dir, "%s/pgbank-bench.XXXXXX", tmp);
-    if (!mkdtemp(s->dir)) {
-        for (int i = 0; i < PGB_COUNT; i++)
-            snprintf(s->res[i].error, sizeof s->res[i].error,
-                     "could not create a temporary directory: %s", strerror(errno));
-        return;
-    }
-    pgb_version(s);
-    for (int i = 0; i < PGB_COUNT; i++)
-        pgb_run(d, set, s, i);
-    remove_dir(s->dir);
 }
 
 /* ------------------------------------------------------------------------
@@ -1051,7 +192,7 @@ static void pgb_suite_run(bench_db *d, const bench_settings *set, pgb_suite *s)
  * ------------------------------------------------------------------------ */
 
 static int plot_write(const char *gnuplot, const char *file, const bench_settings *set,
-                      const bench_run *r, const pgb_suite *s, char *err, size_t errlen)
+                      const bench_run *r, const lab_pgbench *s, char *err, size_t errlen)
 {
     cli_plot p;
     if (cli_plot_begin(&p, gnuplot, err, errlen) != 0)
@@ -1078,10 +219,10 @@ static int plot_write(const char *gnuplot, const char *file, const bench_setting
             set->zipf ? "zipf" : "uniform", secs(set->duration_ns));
     fprintf(f, "plot $D using 1:2 with linespoints lw 2 pt 7 title 'pgbank %s (%.0f/s)'",
             pgbank_strategy_name(set->strategy), run_ops_per_sec(r));
-    for (int i = 0; s && s->wanted && i < PGB_COUNT; i++)
+    for (int i = 0; s && s->wanted && i < LAB_PGB_COUNT; i++)
         if (s->res[i].ran)
             fprintf(f, ", %.1f with lines dt 2 lw 2 title 'pgbench %s (%.0f/s)'",
-                    s->res[i].ops_per_sec, pgb_names[i], s->res[i].ops_per_sec);
+                    s->res[i].ops_per_sec, lab_pgb_names[i], s->res[i].ops_per_sec);
     fprintf(f, "\n"
                "set ylabel 'latency (ms)'\n"
                "set logscale y\n"
@@ -1100,7 +241,7 @@ static int plot_write(const char *gnuplot, const char *file, const bench_setting
 typedef struct bench_report {
     const bench_settings *set;
     const bench_run *r;
-    const pgb_suite *pgb;
+    const lab_pgbench *pgb;
     const char *where;
     int64_t commits; /* -1: unknown */
     int64_t debited;
@@ -1109,152 +250,83 @@ typedef struct bench_report {
     int64_t setup_ns;
 } bench_report;
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
-/* A number, or null when not finite (a ratio to nothing). */
-static void json_num(const char *fmt, double v)
-{
-    if (isfinite(v))
-        printf(fmt, v);
-    else
-        fputs("null", stdout);
-}
-
-static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
-
 static double ops_per_commit(int64_t ops, int64_t commits)
 {
     return commits > 0 ? (double)ops / (double)commits : NAN;
+}
+
+/* Slots that stopped: after a database failure, or never submitted. */
+static int64_t stopped_slots(const bench_run *r)
+{
+    return r->stopped_slots + r->tally.not_submitted;
 }
 
 static void print_json(const bench_report *rep)
 {
     const bench_settings *set = rep->set;
     const bench_run *r = rep->r;
-    const cli_hist *h = &r->total;
-    printf("{\"strategy\":\"%s\",\"safe\":%s,\"clients\":%d,\"depth\":%d,"
-           "\"in_flight\":%d,\"connections\":%d,\"accounts\":%lld,\"distribution\":\"%s\","
-           "\"journal\":%s,\"duration_s\":%.3f,\"elapsed_s\":%.3f,\"setup_s\":%.3f,"
-           "\"ops\":%lld,\"ops_per_sec\":%.1f,",
-           pgbank_strategy_name(set->strategy),
-           pgbank_strategy_is_safe(set->strategy) ? "true" : "false", set->clients,
-           set->depth, set->clients * set->depth, set->connections,
-           (long long)set->accounts, set->zipf ? "zipf" : "uniform",
-           set->journal ? "true" : "false", secs(set->duration_ns),
-           secs(r->end_ns - r->start_ns), secs(rep->setup_ns), (long long)r->ok,
-           run_ops_per_sec(r));
-    printf("\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
-           "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"client_cpu_us_per_op\":%.3f,"
-           "\"peak_rss_mb\":%.1f,\"failures\":%lld,\"stopped_slots\":%d,"
-           "\"failures_by_status\":{",
-           cli_hist_percentile_ms(h, 50), cli_hist_percentile_ms(h, 90),
-           cli_hist_percentile_ms(h, 99), cli_hist_percentile_ms(h, 99.9),
-           (double)h->max_us / 1000.0, cli_hist_mean_ms(h), r->cpu_us_per_op, r->rss_mb,
-           (long long)r->failures, r->stopped_slots);
-    int first = 1;
-    for (int i = 0; i < PGBANK__STATUS_COUNT; i++) {
-        if (!r->by_status[i])
-            continue;
-        printf("%s\"%s\":%lld", first ? "" : ",", pgbank_status_name((pgbank_status)i),
-               (long long)r->by_status[i]);
-        first = 0;
-    }
-    if (r->not_submitted)
-        printf("%s\"not submitted\":%lld", first ? "" : ",", (long long)r->not_submitted);
-    printf("},\"server_commits\":");
+    const cli_hist *h = &r->tally.hist;
+    cli_json j, by;
+    cli_json_begin(&j);
+    cli_json_str(&j, "strategy", pgbank_strategy_name(set->strategy));
+    cli_json_bool(&j, "safe", pgbank_strategy_is_safe(set->strategy));
+    cli_json_int(&j, "clients", set->clients);
+    cli_json_int(&j, "depth", set->depth);
+    cli_json_int(&j, "in_flight", set->clients * set->depth);
+    cli_json_int(&j, "connections", set->connections);
+    cli_json_int(&j, "accounts", set->accounts);
+    cli_json_str(&j, "distribution", set->zipf ? "zipf" : "uniform");
+    cli_json_bool(&j, "journal", set->journal);
+    cli_json_num(&j, "duration_s", 3, secs(set->duration_ns));
+    cli_json_num(&j, "elapsed_s", 3, secs(r->end_ns - r->load.start_ns));
+    cli_json_num(&j, "setup_s", 3, secs(rep->setup_ns));
+    cli_json_int(&j, "ops", run_ok(r));
+    cli_json_num(&j, "ops_per_sec", 1, run_ops_per_sec(r));
+    cli_json_num(&j, "p50_ms", 3, cli_hist_percentile_ms(h, 50));
+    cli_json_num(&j, "p90_ms", 3, cli_hist_percentile_ms(h, 90));
+    cli_json_num(&j, "p99_ms", 3, cli_hist_percentile_ms(h, 99));
+    cli_json_num(&j, "p999_ms", 3, cli_hist_percentile_ms(h, 99.9));
+    cli_json_num(&j, "max_ms", 3, (double)h->max_us / 1000.0);
+    cli_json_num(&j, "mean_ms", 3, cli_hist_mean_ms(h));
+    cli_json_num(&j, "client_cpu_us_per_op", 3, r->cpu_us_per_op);
+    cli_json_num(&j, "peak_rss_mb", 1, r->rss_mb);
+    cli_json_int(&j, "failures", r->tally.failures);
+    cli_json_int(&j, "stopped_slots", stopped_slots(r));
+    cli_json_object(&j, "failures_by_status", &by);
+    for (int i = 0; i < PGBANK__STATUS_COUNT; i++)
+        if (i != PGBANK_OK && r->tally.by_status[i])
+            cli_json_int(&by, pgbank_status_name((pgbank_status)i), r->tally.by_status[i]);
+    if (r->tally.not_submitted)
+        cli_json_int(&by, "not submitted", r->tally.not_submitted);
+    cli_json_close(&by);
     if (rep->commits >= 0)
-        printf("%lld", (long long)rep->commits);
+        cli_json_int(&j, "server_commits", rep->commits);
     else
-        fputs("null", stdout);
-    printf(",\"ops_per_commit\":");
-    json_num("%.2f", ops_per_commit(r->ok, rep->commits));
-    printf(",\"debited\":%lld,\"money_check\":\"%s\"", (long long)rep->debited,
-           rep->money_ok ? "ok" : "failed");
-    const pgb_suite *s = rep->pgb;
-    if (s->wanted && !s->found) {
-        printf(",\"pgbench\":{\"found\":false,\"message\":\"pgbench not found\"}");
-    } else if (s->wanted) {
-        printf(",\"pgbench\":{\"found\":true,\"path\":");
-        json_string(s->path);
-        for (int i = 0; i < PGB_COUNT; i++) {
-            const pgb_result *p = &s->res[i];
-            printf(",\"%s\":{\"ran\":%s,\"ops_per_sec\":", pgb_names[i],
-                   p->ran ? "true" : "false");
-            json_num("%.1f", p->ran ? p->ops_per_sec : NAN);
-            printf(",\"tps\":");
-            json_num("%.1f", p->ran ? p->tps : NAN);
-            printf(",\"p50_ms\":");
-            json_num("%.3f", p->ran ? p->p50_ms : NAN);
-            printf(",\"p99_ms\":");
-            json_num("%.3f", p->ran ? p->p99_ms : NAN);
-            printf(",\"p999_ms\":");
-            json_num("%.3f", p->ran ? p->p999_ms : NAN);
-            printf(",\"latency_avg_ms\":");
-            json_num("%.3f", p->ran ? p->latency_avg_ms : NAN);
-            printf(",\"duration_s\":%d,\"transactions\":%lld,\"withdrawals_per_tx\":%d,"
-                   "\"failures\":%lld,\"deadlocks\":%lld,\"aborted_clients\":%lld,"
-                   "\"client_cpu_us_per_op\":",
-                   p->duration_s, (long long)p->transactions, pgb_per_tx[i],
-                   (long long)p->failed, (long long)p->deadlocks,
-                   (long long)p->aborted_clients);
-            json_num("%.3f", p->ran ? p->cpu_us_per_op : NAN);
-            printf(",\"peak_rss_mb\":%.1f,\"server_commits\":", p->rss_mb);
-            if (p->ran && p->commits >= 0)
-                printf("%lld", (long long)p->commits);
-            else
-                fputs("null", stdout);
-            printf(",\"ops_per_commit\":");
-            json_num("%.2f", p->ran ? ops_per_commit(p->transactions * pgb_per_tx[i],
-                                                     p->commits)
-                                    : NAN);
-            printf(",\"debited\":%lld", (long long)p->debited);
-            if (p->error[0]) {
-                printf(",\"error\":");
-                json_string(p->error);
-            }
-            printf("}");
-        }
-        printf("}");
-        double mine = run_ops_per_sec(r);
-        printf(",\"ratio_vs_one_per_commit\":");
-        json_num("%.2f", s->res[PGB_ONE].ran ? ratio(mine, s->res[PGB_ONE].ops_per_sec) : NAN);
-        printf(",\"ratio_vs_ten_per_commit_pipeline\":");
-        json_num("%.2f", s->res[PGB_TEN].ran ? ratio(mine, s->res[PGB_TEN].ops_per_sec) : NAN);
-    }
-    if (r->first_failure[0]) {
-        printf(",\"first_failure\":");
-        json_string(r->first_failure);
-    }
-    printf("}\n");
-    fflush(stdout);
+        cli_json_null(&j, "server_commits");
+    cli_json_num(&j, "ops_per_commit", 2, ops_per_commit(run_ok(r), rep->commits));
+    cli_json_int(&j, "debited", rep->debited);
+    cli_json_str(&j, "money_check", rep->money_ok ? "ok" : "failed");
+    if (rep->pgb->wanted)
+        lab_pgbench_json(&j, rep->pgb, run_ops_per_sec(r));
+    if (r->tally.first_failure[0])
+        cli_json_str(&j, "first_failure", r->tally.first_failure);
+    cli_json_end(&j);
 }
 
 static void print_text(const bench_report *rep)
 {
     const bench_settings *set = rep->set;
     const bench_run *r = rep->r;
-    const cli_hist *h = &r->total;
+    const cli_hist *h = &r->tally.hist;
     printf("pgbank bench: %s, %d client%s x depth %d (%d in flight), %d connection%s, "
-           "%lld account%s (%s), %.1f s, on %s\n",
+           "%lld account%s (%s), %s, %.1f s, on %s\n",
            pgbank_strategy_name(set->strategy), set->clients, set->clients == 1 ? "" : "s",
            set->depth, set->clients * set->depth, set->connections,
            set->connections == 1 ? "" : "s", (long long)set->accounts,
            set->accounts == 1 ? "" : "s", set->zipf ? "zipf s=1.1" : "uniform",
-           secs(set->duration_ns), rep->where);
-    printf("  withdrawals     %lld ok, %lld failed\n", (long long)r->ok,
-           (long long)r->failures);
+           set->journal ? "journal" : "no journal", secs(set->duration_ns), rep->where);
+    printf("  withdrawals     %lld ok, %lld failed\n", (long long)run_ok(r),
+           (long long)r->tally.failures);
     printf("  throughput      %.1f withdrawals/s\n", run_ops_per_sec(r));
     printf("  latency (ms)    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
            cli_hist_percentile_ms(h, 50), cli_hist_percentile_ms(h, 90),
@@ -1265,50 +337,25 @@ static void print_text(const bench_report *rep)
     printf("  peak RSS        %.1f MB\n", r->rss_mb);
     if (rep->commits >= 0)
         printf("  server commits  %lld (%.2f withdrawals per commit)\n",
-               (long long)rep->commits, ops_per_commit(r->ok, rep->commits));
+               (long long)rep->commits, ops_per_commit(run_ok(r), rep->commits));
     else
         printf("  server commits  unknown (pg_stat_database not readable)\n");
     for (int i = 0; i < PGBANK__STATUS_COUNT; i++)
-        if (r->by_status[i])
+        if (i != PGBANK_OK && r->tally.by_status[i])
             printf("  %-15s %lld\n", pgbank_status_name((pgbank_status)i),
-                   (long long)r->by_status[i]);
-    if (r->not_submitted)
-        printf("  not submitted   %lld\n", (long long)r->not_submitted);
+                   (long long)r->tally.by_status[i]);
+    if (r->tally.not_submitted)
+        printf("  not submitted   %lld\n", (long long)r->tally.not_submitted);
     if (rep->money_ok)
         printf("money check: ok (the balances fell by %lld, the withdrawals reported ok)\n",
                (long long)rep->debited);
     else
         printf("money check: FAILED (the balances fell by %lld, the withdrawals reported ok "
-               "are %lld%s)\n", (long long)rep->debited, (long long)r->ok,
+               "are %lld%s)\n", (long long)rep->debited, (long long)run_ok(r),
                rep->negative ? "; some balances are negative" : "");
-    const pgb_suite *s = rep->pgb;
-    if (!s->wanted)
-        return;
-    if (!s->found) {
-        printf("\npgbench: not found (skipped)\n");
-        return;
-    }
-    printf("\npgbench (%s), same server and accounts, %d clients, -j 1, -M prepared:\n",
-           s->path, set->clients);
-    for (int i = 0; i < PGB_COUNT; i++) {
-        const pgb_result *p = &s->res[i];
-        if (!p->ran) {
-            printf("  %-24s  %s\n", pgb_names[i], p->error);
-            continue;
-        }
-        printf("  %-24s  %10.1f withdrawals/s  p50 %.3f ms  p99 %.3f ms  client CPU %.2f "
-               "us/withdrawal  %.2f per commit  failures %lld\n",
-               pgb_names[i], p->ops_per_sec, p->p50_ms, p->p99_ms, p->cpu_us_per_op,
-               ops_per_commit(p->transactions * pgb_per_tx[i], p->commits),
-               (long long)(p->failed + p->aborted_clients));
-        if (p->error[0])
-            printf("  %-24s  (%s)\n", "", p->error);
-    }
-    double mine = run_ops_per_sec(r);
-    for (int i = 0; i < PGB_COUNT; i++)
-        if (s->res[i].ran)
-            printf("  pgbank %s / pgbench %s: %.2fx\n", pgbank_strategy_name(set->strategy),
-                   pgb_names[i], ratio(mine, s->res[i].ops_per_sec));
+    if (rep->pgb->wanted)
+        lab_pgbench_print(rep->pgb, set->clients, pgbank_strategy_name(set->strategy),
+                          run_ops_per_sec(r));
 }
 
 /* ------------------------------------------------------------------------
@@ -1320,6 +367,7 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
     const char *strategy = "atomic", *clients = "16", *depth = NULL, *accounts = "10000";
     const char *distribution = "uniform", *connections = NULL, *batch_max = NULL;
     const char *batch_inflight = NULL;
+    int journal = 0, no_journal = 0;
     memset(set, 0, sizeof *set);
     set->duration_arg = "10";
     const cli_opt opts[] = {
@@ -1334,21 +382,19 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
         {"batch-inflight", &batch_inflight, NULL},
         {"plot", &set->plot, NULL},
         {"vs-pgbench", NULL, &set->vs_pgbench},
-        {"journal", NULL, &set->journal},
+        {"journal", NULL, &journal},
+        {"no-journal", NULL, &no_journal},
         {NULL, NULL, NULL}};
     int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
         return rc;
-    if (pgbank_strategy_parse(strategy, &set->strategy) != 0) {
-        char known[256] = "";
-        for (int i = 0; i < PGBANK_STRATEGY_COUNT; i++) {
-            const char *k = pgbank_strategy_name((pgbank_strategy)i);
-            size_t used = strlen(known);
-            if (k)
-                snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", k);
-        }
-        return cli_usage_error(c, "unknown strategy '%s' (known: %s)", strategy, known);
-    }
+    if (journal && no_journal)
+        return cli_usage_error(c, "--journal and --no-journal contradict each other");
+    if ((rc = cli_parse_strategy(c, NULL, strategy, strlen(strategy), &set->strategy)) != 0)
+        return rc;
+    /* The journal is on, as in a real bank: --journal is what it always
+     * is now, kept for the command lines that said it. */
+    set->journal = !no_journal;
     if (strcmp(distribution, "zipf") == 0)
         set->zipf = 1;
     else if (strcmp(distribution, "uniform") != 0)
@@ -1399,28 +445,151 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
 
 /* The engine: `connections` connections (pipeline depth D for the
  * single-statement strategies), all open before the clock starts. */
-static int open_engine(cli *c, bench_db *d, const bench_settings *set, pgbank_engine **out)
+static int open_engine(lab_schema *s, const bench_settings *set, pgbank_engine **out)
 {
     pgbank_options opt;
-    cli_engine_options_for(c, d->conninfo, &opt); /* --echo, --unnamed-statements */
+    lab_engine_options(s, &opt); /* --echo, --unnamed-statements */
     opt.connections = set->connections;
     opt.pipeline_depth = set->depth;
     if (set->batch_max)
         opt.batch_max = set->batch_max;
     if (set->batch_inflight)
         opt.batch_inflight = set->batch_inflight;
+    return lab_engine_open(s, &opt, CONNECT_MS, out);
+}
+
+/* The lab's schema, with or without the journal, and N accounts, the
+ * benchmark's lock taken. */
+static int setup(cli *c, lab_schema *s, const cli_db *db, const bench_settings *set)
+{
+    pgbank_schema_options o;
+    pgbank_schema_options_init(&o);
+    o.journal = set->journal;
+    int rc = lab_schema_open(c, db, "bench", &o, s);
+    PGresult *res;
+    if (rc || (rc = lab_exec(s, "take the benchmark lock",
+                             "SELECT pg_try_advisory_lock(" BENCH_LOCK_KEY ")", 0, NULL,
+                             &res)) != 0)
+        return rc;
+    int got = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!got)
+        return cli_error(c, CLI_EXIT_FAILURE, "another pgbank bench is running on %s; "
+                         "try again when it is done", db->where);
+    fprintf(stderr, "pgbank bench: setting up %lld account%s in schema %s...\n",
+            (long long)set->accounts, set->accounts == 1 ? "" : "s", s->name);
     char err[1024] = "";
-    int rc = pgbank_engine_new(out, &opt, err, sizeof err);
-    if (rc)
-        return cli_error(c, CLI_EXIT_FAILURE, "could not create the engine: %s",
-                         err[0] ? err : pgbank_strerror(rc));
-    rc = pgbank_engine_wait_connected(*out, CONNECT_MS);
-    if (rc) {
-        const char *why = pgbank_engine_error(*out);
-        return cli_error(c, CLI_EXIT_FAILURE, "could not open %d connections to %s: %s",
-                         set->connections, d->db.where, why[0] ? why : pgbank_strerror(rc));
+    if (pgbank_accounts_load(s->conninfo, set->accounts, BENCH_BALANCE, err, sizeof err) != 0) {
+        cli_scrub(c, err, sizeof err);
+        return cli_error(c, CLI_EXIT_FAILURE, "could not create the benchmark accounts: %s",
+                         err);
     }
     return 0;
+}
+
+/* The load: clients x depth slots, each a closed loop of withdrawals of 1. */
+static int prepare_run(bench_run *r, const bench_settings *set)
+{
+    if (lab_load_init(&r->load, set->clients * set->depth) != 0)
+        return -1;
+    lab_load *L = &r->load;
+    L->hooks = &bench_hooks;
+    L->arg = r;
+    L->tally = &r->tally;
+    L->duration_ns = set->duration_ns;
+    L->drain_ns = (int64_t)DRAIN_MS * 1000000;
+    L->interval_ns = 1000000000;
+    r->rng = pgbank__rand_seed();
+    if (set->zipf)
+        lab_zipf_init(&r->z, set->accounts, ZIPF_S);
+    for (int i = 0; i < L->nclients; i++) {
+        pgbank_op *op = &L->clients[i].op;
+        pgbank_op_init(op, PGBANK_OP_WITHDRAW);
+        op->strategy = set->strategy;
+        op->amount = 1;
+    }
+    return 0;
+}
+
+/* Measures pgbank, checks the money, then pgbench when wanted. */
+static int measure(cli *c, lab_schema *s, const bench_settings *set, bench_run *r,
+                   lab_pgbench *pgb, bench_report *rep)
+{
+    pgbank_engine *eng = NULL;
+    int rc = lab_settle(s);
+    if (rc || (rc = open_engine(s, set, &eng)) != 0) {
+        pgbank_engine_free(eng);
+        return rc;
+    }
+    int64_t commits0 = lab_commits(s);
+    r->load.eng = eng;
+    rc = run_measure(c, r);
+    /* Closing the connections ends their server processes, which flushes
+     * their statistics; what is still in flight is no longer the run's. */
+    lab_engine_close(&r->load, &eng);
+    if (rc || lab_interrupted())
+        return rc;
+    int64_t commits1 = lab_commits(s);
+    rep->commits = commits0 >= 0 && commits1 >= 0 ? commits1 - commits0 : -1;
+    if ((rc = lab_debited(s, set->accounts * BENCH_BALANCE, &rep->debited, &rep->negative)))
+        return rc;
+    /* An unknown outcome may or may not have been applied. */
+    int64_t ok = run_ok(r), unknown = r->tally.by_status[PGBANK_UNKNOWN_OUTCOME];
+    rep->money_ok = rep->negative == 0 && rep->debited >= ok && rep->debited <= ok + unknown;
+    if (!pgb->wanted)
+        return 0;
+    pgb->found = lab_pgbench_find(pgb);
+    if (!pgb->found) {
+        fprintf(stderr, "pgbank bench: pgbench not found (looked at $PGBANK_PGBENCH, "
+                        "pg_config --bindir, $PATH, /usr/lib/postgresql/*/bin): install "
+                        "it (Debian/Ubuntu: the postgresql or postgresql-client "
+                        "package); measuring pgbank alone\n");
+        return 0;
+    }
+    lab_pgb_settings ps = {set->clients, set->duration_ns, set->accounts, set->zipf, ZIPF_S,
+                           set->accounts * BENCH_BALANCE};
+    lab_pgbench_run(s, &ps, pgb);
+    return 0;
+}
+
+/* The report, the verdict and the plot.  Returns the exit code. */
+static int conclude(cli *c, const bench_settings *set, const bench_report *rep,
+                    const char *gnuplot)
+{
+    const bench_run *r = rep->r;
+    int rc = 0;
+    if (c->json)
+        print_json(rep);
+    else
+        print_text(rep);
+    if (r->tally.first_failure[0])
+        cli_error(c, 0, "%lld withdrawals failed (first: %s)", (long long)r->tally.failures,
+                  r->tally.first_failure);
+    if (stopped_slots(r))
+        cli_error(c, 0, "%lld of the %d withdrawals kept in flight stopped after a database "
+                  "failure (as a pgbench client aborts)", (long long)stopped_slots(r),
+                  r->load.nclients);
+    if (!rep->money_ok) {
+        cli_error(c, 0, "money check failed: the balances fell by %lld but %lld withdrawals "
+                  "were reported ok%s", (long long)rep->debited, (long long)run_ok(r),
+                  pgbank_strategy_is_safe(set->strategy)
+                      ? ": this is a pgbank bug"
+                      : " (expected of an unsafe strategy)");
+        rc = CLI_EXIT_REFUSED;
+    } else if (r->tally.db_failures) {
+        rc = CLI_EXIT_FAILURE;
+    }
+    if (set->plot) {
+        char err[1024] = "";
+        if (plot_write(gnuplot, set->plot, set, r, rep->pgb, err, sizeof err) != 0) {
+            cli_error(c, 0, "could not draw the plot: %s", err);
+            if (!rc)
+                rc = CLI_EXIT_FAILURE;
+        } else {
+            fprintf(stderr, "pgbank bench: plot written to %s\n", set->plot);
+        }
+    }
+    return rc;
 }
 
 static int run_bench(cli *c, int argc, char **argv)
@@ -1436,129 +605,42 @@ static int run_bench(cli *c, int argc, char **argv)
         fprintf(stderr, "pgbank bench: WARNING: %s is UNSAFE FOR MONEY (lost updates at READ "
                 "COMMITTED); measured for comparison only, and the money check will likely "
                 "fail\n", pgbank_strategy_name(set.strategy));
-
-    bench_db d;
-    memset(&d, 0, sizeof d);
-    d.c = c;
     bench_run *r = calloc(1, sizeof *r);
-    pgb_suite *pgb = calloc(1, sizeof *pgb);
-    if (!r || !pgb) {
+    lab_pgbench *pgb = calloc(1, sizeof *pgb);
+    if (!r || !pgb || prepare_run(r, &set) != 0) {
+        if (r)
+            lab_load_free(&r->load);
         free(r);
         free(pgb);
         return cli_error(c, CLI_EXIT_FAILURE, "out of memory");
     }
     r->set = &set;
     pgb->wanted = set.vs_pgbench;
-    bench_report rep;
-    memset(&rep, 0, sizeof rep);
-    rep.set = &set;
-    rep.r = r;
-    rep.pgb = pgb;
-    rep.commits = -1;
-
-    char err[1024];
-    if ((rc = cli_db_resolve(c, &d.db, 0)) != 0)
-        goto out;
-    rep.where = d.db.where;
-    if (!(d.conninfo = bench_conninfo(d.db.conninfo, NULL, err, sizeof err)) ||
-        !(d.pgbench_conninfo = bench_conninfo(d.db.conninfo, &d.password, err, sizeof err))) {
-        rc = cli_error(c, CLI_EXIT_USAGE, "invalid connection string: %s", err);
-        goto out;
-    }
-    if ((rc = db_connect(&d)) != 0)
-        goto out;
-    fprintf(stderr, "pgbank bench: setting up %lld account%s in schema " BENCH_SCHEMA "...\n",
-            (long long)set.accounts, set.accounts == 1 ? "" : "s");
-    int64_t t0 = now_ns();
-    if ((rc = db_setup(&d, &set)) != 0)
-        goto out;
-    rep.setup_ns = now_ns() - t0;
-    fprintf(stderr, "pgbank bench: %lld account%s ready in %.1f s; %s, %d clients x depth %d, "
-            "%d connections, %s s\n", (long long)set.accounts, set.accounts == 1 ? "" : "s",
-            secs(rep.setup_ns),
-            pgbank_strategy_name(set.strategy), set.clients, set.depth, set.connections,
-            set.duration_arg);
-
-    r->nslots = set.clients * set.depth;
-    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
-    if (!r->slots) {
-        rc = cli_error(c, CLI_EXIT_FAILURE, "out of memory");
-        goto out;
-    }
-    r->rng = (uint64_t)now_ns() | 1;
-    if (set.zipf)
-        zipf_init(&r->z, set.accounts, ZIPF_S);
-    for (int i = 0; i < r->nslots; i++) {
-        bench_slot *s = &r->slots[i];
-        pgbank_op_init(&s->op, PGBANK_OP_WITHDRAW);
-        s->op.strategy = set.strategy;
-        s->op.amount = 1;
-        s->op.done = bench_done;
-        s->op.user_data = s;
-        s->run = r;
-    }
-    if ((rc = db_settle(&d)) != 0 || (rc = open_engine(c, &d, &set, &r->eng)) != 0)
-        goto out;
-    int64_t commits0 = db_commits_settled(&d);
-    rc = run_measure(c, r);
-    /* Closing the connections ends their server processes, which flushes
-     * their statistics. */
-    pgbank_engine_free(r->eng);
-    r->eng = NULL;
-    if (rc)
-        goto out;
-    int64_t commits1 = db_commits_settled(&d);
-    rep.commits = commits0 >= 0 && commits1 >= 0 ? commits1 - commits0 : -1;
-    if ((rc = db_debited(&d, &set, &rep.debited, &rep.negative)) != 0)
-        goto out;
-    /* An unknown outcome may or may not have been applied. */
-    rep.money_ok = rep.negative == 0 && rep.debited >= r->ok &&
-                   rep.debited <= r->ok + r->unknown;
-    if (pgb->wanted) {
-        pgb->found = find_pgbench(pgb->path, sizeof pgb->path);
-        if (pgb->found)
-            pgb_suite_run(&d, &set, pgb);
-        else
-            fprintf(stderr, "pgbank bench: pgbench not found (looked at $PGBANK_PGBENCH, "
-                            "pg_config --bindir, $PATH, /usr/lib/postgresql/*/bin): install "
-                            "it (Debian/Ubuntu: the postgresql or postgresql-client "
-                            "package); measuring pgbank alone\n");
-    }
-    if (c->json)
-        print_json(&rep);
-    else
-        print_text(&rep);
-    if (r->first_failure[0])
-        cli_error(c, 0, "%lld withdrawals failed (first: %s)", (long long)r->failures,
-                  r->first_failure);
-    if (r->stopped_slots)
-        cli_error(c, 0, "%d of the %d withdrawals kept in flight stopped after a database "
-                  "failure (as a pgbench client aborts)", r->stopped_slots, r->nslots);
-    if (!rep.money_ok) {
-        cli_error(c, 0, "money check failed: the balances fell by %lld but %lld withdrawals "
-                  "were reported ok%s", (long long)rep.debited, (long long)r->ok,
-                  pgbank_strategy_is_safe(set.strategy)
-                      ? ": this is a pgbank bug"
-                      : " (expected of an unsafe strategy)");
-        rc = CLI_EXIT_REFUSED;
-    } else if (r->db_failures) {
-        rc = CLI_EXIT_FAILURE;
-    }
-    if (set.plot) {
-        err[0] = '\0';
-        if (plot_write(gnuplot, set.plot, &set, r, pgb, err, sizeof err) != 0) {
-            cli_error(c, 0, "could not draw the plot: %s", err);
-            if (!rc)
-                rc = CLI_EXIT_FAILURE;
-        } else {
-            fprintf(stderr, "pgbank bench: plot written to %s\n", set.plot);
+    bench_report rep = {&set, r, pgb, "", -1, 0, 0, 0, 0};
+    cli_db db;
+    lab_schema s;
+    memset(&s, 0, sizeof s);
+    lab_signals_catch();
+    if ((rc = cli_db_resolve(c, &db, 0)) == 0) {
+        rep.where = db.where;
+        int64_t t0 = pgbank__now_ns();
+        if ((rc = setup(c, &s, &db, &set)) == 0) {
+            rep.setup_ns = pgbank__now_ns() - t0;
+            fprintf(stderr, "pgbank bench: %lld account%s ready in %.1f s; %s, %d clients x "
+                    "depth %d, %d connections, %s s\n", (long long)set.accounts,
+                    set.accounts == 1 ? "" : "s", secs(rep.setup_ns),
+                    pgbank_strategy_name(set.strategy), set.clients, set.depth,
+                    set.connections, set.duration_arg);
+            rc = measure(c, &s, &set, r, pgb, &rep);
         }
     }
-out:
-    if (r->eng)
-        pgbank_engine_free(r->eng);
-    db_close(&d);
-    free(r->slots);
+    lab_schema_close(&s);
+    if (rc == 0 && !lab_interrupted())
+        rc = conclude(c, &set, &rep, gnuplot);
+    rc = lab_finish("bench", rc);
+    cli_db_close(c, &db);
+    lab_signals_restore();
+    lab_load_free(&r->load);
     free(r->timeline);
     free(r);
     free(pgb);
@@ -1569,14 +651,18 @@ const cli_command cli_cmd_bench = {
     "bench", "measure a strategy's throughput and latency, side by side with pgbench",
     "Usage: pgbank bench [--strategy S] [--clients C] [--duration T] [--accounts N]\n"
     "                    [--distribution uniform|zipf] [--depth D] [--connections K]\n"
-    "                    [--vs-pgbench] [--plot FILE.png] [--journal] [--json]\n"
+    "                    [--vs-pgbench] [--plot FILE.png] [--no-journal] [--json]\n"
     "\n"
-    "Measures what withdrawing costs with strategy S on your own server.  The\n"
-    "schema pgbank_bench is created afresh (your tables are not touched) with\n"
-    "N accounts holding 10^11 each; C clients each keep D withdrawals of 1\n"
-    "outstanding for T seconds, on accounts picked uniformly or by Zipf's law\n"
-    "(s = 1.1: account 1 is the hottest).  One engine, one thread.  The schema\n"
-    "is dropped at the end.\n"
+    "Measures what withdrawing costs with strategy S on your own server.  A\n"
+    "schema of the run's own, pgbank_bench_<n>, is created (your tables are not\n"
+    "touched) with pgbank's tables, its journal included, and N accounts\n"
+    "holding 10^11 each; C clients each keep D withdrawals of 1 outstanding for\n"
+    "T seconds, on accounts picked uniformly or by Zipf's law (s = 1.1: account\n"
+    "1 is the hottest).  One engine, one thread.  The schema is dropped at the\n"
+    "end, also on failure or Ctrl-C (exit 130, 143 for SIGTERM, nothing\n"
+    "reported; loading the accounts, once begun, finishes first); one left by\n"
+    "a run that was killed is dropped by the next lab run.  One benchmark at a\n"
+    "time per database.\n"
     "\n"
     "Options:\n"
     "  --strategy S        explicit, begin, for-update, atomic (default),\n"
@@ -1610,14 +696,16 @@ const cli_command cli_cmd_bench = {
     "                      /usr/lib/postgresql/*/bin\n"
     "  --plot FILE.png     draw throughput and p50/p99 latency per second with\n"
     "                      gnuplot (gnuplot-nox; or $PGBANK_GNUPLOT)\n"
-    "  --journal           keep pgbank's journal (one more row written per\n"
-    "                      withdrawal); by default the bench schema has none, so\n"
-    "                      pgbank and pgbench run the same SQL (every strategy,\n"
-    "                      batch included)\n"
+    "  --no-journal        drop pgbank's journal from the bench schema, so that\n"
+    "                      pgbank runs the SQL pgbench's scripts run (every\n"
+    "                      strategy, batch included); by default it is kept and\n"
+    "                      every withdrawal writes its row, as in a real bank.\n"
+    "                      --journal (the default) is accepted as before\n"
     "  --json              one object: strategy, clients, depth, accounts,\n"
-    "                      duration_s, ops, ops_per_sec, p50_ms, p90_ms, p99_ms,\n"
-    "                      p999_ms, client_cpu_us_per_op, peak_rss_mb, failures,\n"
-    "                      server_commits, ops_per_commit, money_check, and with\n"
+    "                      journal, duration_s, ops, ops_per_sec, p50_ms, p90_ms,\n"
+    "                      p99_ms, p999_ms, client_cpu_us_per_op, peak_rss_mb,\n"
+    "                      failures, server_commits, ops_per_commit, money_check,\n"
+    "                      and with\n"
     "                      --vs-pgbench \"pgbench\":{\"one_per_commit\":{...},\n"
     "                      \"ten_per_commit_pipeline\":{...}} and the ratios\n"
     "\n"

@@ -145,15 +145,10 @@ void cli_engine_options_for(cli *c, const char *conninfo, pgbank_options *opt)
     }
 }
 
-int cli_db_open_engine(cli *c, cli_db *db, int connections)
+int cli_engine_new(cli *c, const pgbank_options *opt, pgbank_engine **out)
 {
-    char err[1024];
-    pgbank_options opt;
-    cli_engine_options(c, db, &opt);
-    opt.connections = connections;
-    db->connections = connections;
-    err[0] = '\0';
-    int rc = pgbank_engine_new(&db->eng, &opt, err, sizeof err);
+    char err[1024] = "";
+    int rc = pgbank_engine_new(out, opt, err, sizeof err);
     if (rc == PGBANK_ECONNINFO)
         return cli_error(c, CLI_EXIT_USAGE, "invalid connection string: %s",
                          err);
@@ -161,6 +156,15 @@ int cli_db_open_engine(cli *c, cli_db *db, int connections)
         return cli_error(c, CLI_EXIT_FAILURE, "could not create the engine: "
                          "%s", err[0] ? err : pgbank_strerror(rc));
     return 0;
+}
+
+int cli_db_open_engine(cli *c, cli_db *db, int connections)
+{
+    pgbank_options opt;
+    cli_engine_options(c, db, &opt);
+    opt.connections = connections;
+    db->connections = connections;
+    return cli_engine_new(c, &opt, &db->eng);
 }
 
 int cli_db_open(cli *c, cli_db *db)

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "sqlstate.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -59,15 +60,19 @@ void cli_json_begin(cli_json *j)
 {
     j->f = stdout;
     j->fields = 0;
+    j->array = 0;
     fputc('{', j->f);
 }
 
+/* The separator, and the key unless j is an array (key NULL). */
 static void json_key(cli_json *j, const char *key)
 {
     if (j->fields++)
         fputc(',', j->f);
-    json_string(j->f, key);
-    fputc(':', j->f);
+    if (key) {
+        json_string(j->f, key);
+        fputc(':', j->f);
+    }
 }
 
 void cli_json_str(cli_json *j, const char *key, const char *val)
@@ -88,14 +93,48 @@ void cli_json_bool(cli_json *j, const char *key, int val)
     fputs(val ? "true" : "false", j->f);
 }
 
+void cli_json_num(cli_json *j, const char *key, int decimals, double val)
+{
+    json_key(j, key);
+    if (isfinite(val))
+        fprintf(j->f, "%.*f", decimals, val);
+    else
+        fputs("null", j->f);
+}
+
+void cli_json_null(cli_json *j, const char *key)
+{
+    json_key(j, key);
+    fputs("null", j->f);
+}
+
 void cli_json_key(cli_json *j, const char *key)
 {
     json_key(j, key);
 }
 
+static void json_open(cli_json *j, const char *key, cli_json *child, int array)
+{
+    json_key(j, key);
+    child->f = j->f;
+    child->fields = 0;
+    child->array = array;
+    fputc(array ? '[' : '{', j->f);
+}
+
+void cli_json_object(cli_json *j, const char *key, cli_json *child)
+{
+    json_open(j, key, child, 0);
+}
+
+void cli_json_array(cli_json *j, const char *key, cli_json *child)
+{
+    json_open(j, key, child, 1);
+}
+
 void cli_json_close(cli_json *j)
 {
-    fputc('}', j->f);
+    fputc(j->array ? ']' : '}', j->f);
 }
 
 void cli_json_end(cli_json *j)

@@ -1,57 +1,28 @@
 /*
- * plot.c - `--plot FILE.png`: gnuplot as a child, fed on stdin, its PNG
- * copied to FILE once it succeeded (see plot.h); and finding the programs
- * pgbank runs (gnuplot, pgbench) in $PATH.
+ * plot.c - `--plot FILE.png`: gnuplot as a child (src/proc.h, never a
+ * shell) reading its script from a temporary file, its PNG copied to FILE
+ * once it succeeded (see plot.h).
  */
 #include "plot.h"
+
+#include "internal.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-static int is_executable(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-           access(path, X_OK) == 0;
-}
-
-int cli_is_executable(const char *path)
-{
-    return is_executable(path);
-}
-
-int cli_find_in_path(const char *name, char *out, size_t len)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t n = end ? (size_t)(end - path) : strlen(path);
-        if (n && (size_t)snprintf(out, len, "%.*s/%s", (int)n, path, name) < len &&
-            is_executable(out))
-            return 1;
-        if (!end)
-            break;
-        path = end + 1;
-    }
-    out[0] = '\0';
-    return 0;
-}
 
 int cli_plot_find_gnuplot(char *out, size_t len)
 {
     const char *env = getenv("PGBANK_GNUPLOT");
     if (env && *env) {
         snprintf(out, len, "%s", env);
-        return is_executable(out);
+        return pgbank__is_executable(out);
     }
-    return cli_find_in_path("gnuplot", out, len);
+    return pgbank__find_in_path("gnuplot", out, len);
 }
 
 int cli_plot_check(const cli *c, const char *file, char *gnuplot, size_t len)
@@ -75,78 +46,48 @@ int cli_plot_check(const cli *c, const char *file, char *gnuplot, size_t len)
     return 0;
 }
 
-static void set_cloexec(int fd)
+/* A temporary file in $TMPDIR (else /tmp): its descriptor, or -1 with err. */
+static int temp_file(char *path, size_t len, const char *what, char *err, size_t errlen)
 {
-    int flags = fcntl(fd, F_GETFD);
-    if (flags >= 0)
-        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if ((size_t)snprintf(path, len, "%s/pgbank-plot-%s-XXXXXX", dir, what) >= len) {
+        snprintf(err, errlen, "TMPDIR is too long");
+        path[0] = '\0';
+        return -1;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(err, errlen, "could not create a temporary file in %s: %s", dir,
+                 strerror(errno));
+        path[0] = '\0';
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
 }
 
 int cli_plot_begin(cli_plot *p, const char *gnuplot, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    p->tmpfd = -1;
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir)
-        dir = "/tmp";
-    if ((size_t)snprintf(p->tmp, sizeof p->tmp, "%s/pgbank-plot-XXXXXX", dir) >=
-        sizeof p->tmp) {
-        snprintf(err, errlen, "TMPDIR is too long");
+    snprintf(p->gnuplot, sizeof p->gnuplot, "%s", gnuplot);
+    p->tmpfd = temp_file(p->tmp, sizeof p->tmp, "png", err, errlen);
+    if (p->tmpfd < 0)
         return -1;
-    }
-    p->tmpfd = mkstemp(p->tmp);
-    if (p->tmpfd < 0) {
-        snprintf(err, errlen, "could not create a temporary file in %s: %s",
-                 dir, strerror(errno));
-        return -1;
-    }
-    set_cloexec(p->tmpfd);
-    int in[2];
-    if (pipe(in) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        goto fail;
-    }
-    set_cloexec(in[0]);
-    set_cloexec(in[1]);
-    fflush(NULL); /* what was printed comes before gnuplot's messages */
-    p->pid = fork();
-    if (p->pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        close(in[0]);
-        close(in[1]);
-        goto fail;
-    }
-    if (p->pid == 0) {
-        /* Above 2 first, so neither clobbers the other on 0 or 1. */
-        int script = fcntl(in[0], F_DUPFD, 3), png = fcntl(p->tmpfd, F_DUPFD, 3);
-        if (script < 0 || png < 0 || dup2(script, 0) < 0 || dup2(png, 1) < 0)
-            _exit(127);
-        close(script);
-        close(png);
-        char *const argv[] = {(char *)gnuplot, NULL};
-        execv(gnuplot, argv);
-        _exit(127);
-    }
-    close(in[0]);
-    struct sigaction ign;
-    memset(&ign, 0, sizeof ign);
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, &p->old_pipe); /* gnuplot may die first */
-    p->script = fdopen(in[1], "w");
-    if (!p->script) {
+    int fd = temp_file(p->script_path, sizeof p->script_path, "gp", err, errlen);
+    if (fd >= 0 && !(p->script = fdopen(fd, "w"))) {
         snprintf(err, errlen, "fdopen: %s", strerror(errno));
-        close(in[1]); /* gnuplot reads EOF and ends */
-        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        sigaction(SIGPIPE, &p->old_pipe, NULL);
-        goto fail;
+        close(fd);
+    }
+    if (!p->script) {
+        if (p->script_path[0])
+            unlink(p->script_path);
+        close(p->tmpfd);
+        unlink(p->tmp);
+        return -1;
     }
     return 0;
-fail:
-    close(p->tmpfd);
-    unlink(p->tmp);
-    return -1;
 }
 
 /* Copies the temporary PNG to file.  Returns 0 or -1 with err set. */
@@ -204,33 +145,37 @@ static int copy_out(cli_plot *p, const char *file, char *err, size_t errlen)
 
 int cli_plot_end(cli_plot *p, const char *file, char *err, size_t errlen)
 {
-    fclose(p->script); /* EOF: gnuplot draws, then ends */
+    int rc = fclose(p->script) == 0 ? 0 : -1;
     p->script = NULL;
-    int status = 0;
-    pid_t w;
-    while ((w = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    sigaction(SIGPIPE, &p->old_pipe, NULL);
-    int rc;
-    if (w < 0) {
-        snprintf(err, errlen, "waitpid: %s", strerror(errno));
+    if (rc)
+        snprintf(err, errlen, "could not write gnuplot's script: %s", strerror(errno));
+    /* gnuplot reads the script file and draws on stdout; its complaints
+     * go to our stderr. */
+    pgbank__proc_opts o;
+    pgbank__proc_opts_init(&o);
+    o.out_fd = p->tmpfd;
+    o.err_fd = 2;
+    char *const argv[] = {p->gnuplot, p->script_path, NULL};
+    pid_t pid;
+    fflush(NULL); /* what was printed comes before gnuplot's messages */
+    if (rc == 0 && pgbank__proc_spawn(argv, &o, &pid, err, errlen) != 0)
         rc = -1;
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    int status = rc == 0 ? pgbank__proc_wait(pid, -1, NULL, NULL) : 0;
+    if (rc == 0 && status == 127) {
         snprintf(err, errlen, "gnuplot could not be run");
         rc = -1;
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (WIFEXITED(status))
-            snprintf(err, errlen, "gnuplot failed (exit %d)",
-                     WEXITSTATUS(status));
-        else
-            snprintf(err, errlen, "gnuplot was killed by signal %d",
-                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    } else if (rc == 0 && status > 128) {
+        snprintf(err, errlen, "gnuplot was killed by signal %d", status - 128);
         rc = -1;
-    } else {
+    } else if (rc == 0 && status != 0) {
+        snprintf(err, errlen, "gnuplot failed (exit %d)", status);
+        rc = -1;
+    } else if (rc == 0) {
         rc = copy_out(p, file, err, errlen);
     }
     close(p->tmpfd);
     unlink(p->tmp);
+    unlink(p->script_path);
     p->tmpfd = -1;
     return rc;
 }

@@ -1,11 +1,11 @@
 /*
  * plot.h - `--plot FILE.png`: drawing with gnuplot, for any command.
  *
- * gnuplot runs as a child (fork + exec, never a shell) and reads its
- * script, data included (inline datablocks), on stdin.  The PNG comes back
- * on its stdout, into a temporary file (mkstemp) that is copied to FILE
- * only once gnuplot succeeded: the user's path is never written into the
- * script, and a failed plot leaves FILE as it was.
+ * gnuplot runs as a child (never a shell) and reads its script, data
+ * included (inline datablocks), from a temporary file.  The PNG comes back
+ * on its stdout, into another temporary file (mkstemp) that is copied to
+ * FILE only once gnuplot succeeded: the user's path is never written into
+ * the script, and a failed plot leaves FILE as it was.
  *
  *   char gnuplot[CLI_PATH_MAX];
  *   rc = cli_plot_check(c, file, gnuplot, sizeof gnuplot); // before running
@@ -21,7 +21,6 @@
 
 #include "cli.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -36,11 +35,6 @@
     "}\n"                                                                    \
     "set output\n"
 
-/* Whether path is an executable regular file; and the first `name` in $PATH
- * (else /usr/local/bin:/usr/bin:/bin) into out, 1 when found. */
-int cli_is_executable(const char *path);
-int cli_find_in_path(const char *name, char *out, size_t len);
-
 /* gnuplot: $PGBANK_GNUPLOT, else "gnuplot" in $PATH.  Returns 1 when it is
  * an executable file (its path in out), else 0. */
 int cli_plot_find_gnuplot(char *out, size_t len);
@@ -54,18 +48,19 @@ int cli_plot_check(const cli *c, const char *file, char *gnuplot, size_t len);
 /* One gnuplot at work. */
 typedef struct cli_plot {
     FILE *script; /* the caller writes the script here */
-    pid_t pid;
-    int tmpfd;
+    char script_path[CLI_PATH_MAX];
+    char gnuplot[CLI_PATH_MAX];
+    int tmpfd; /* the PNG gnuplot draws */
     char tmp[CLI_PATH_MAX];
-    struct sigaction old_pipe; /* SIGPIPE, ignored while gnuplot runs */
 } cli_plot;
 
-/* Starts gnuplot.  Returns 0 (write to p->script, then cli_plot_end()), or
- * -1 with the reason in err (nothing to clean up). */
+/* Prepares gnuplot's script.  Returns 0 (write to p->script, then
+ * cli_plot_end()), or -1 with the reason in err (nothing to clean up). */
 int cli_plot_begin(cli_plot *p, const char *gnuplot, char *err, size_t errlen);
 
-/* Ends the script, waits for gnuplot and copies its PNG to file.  Returns
- * 0, or -1 with the reason in err.  The temporary file is always removed. */
+/* Ends the script, runs gnuplot on it and copies its PNG to file.  Returns
+ * 0, or -1 with the reason in err.  The temporary files are always
+ * removed. */
 int cli_plot_end(cli_plot *p, const char *file, char *err, size_t errlen);
 
 /* Writes s as a double-quoted gnuplot string: backslashes and double

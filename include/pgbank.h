@@ -588,6 +588,29 @@ void pgbank_conninfo_redact(const char *conninfo, char *out, size_t outlen);
  * message before printing it. */
 void pgbank_conninfo_scrub(const char *conninfo, char *msg, size_t msgsize);
 
+/* Returns a copy of `conninfo` (any form pgbank_conninfo_normalize()
+ * accepts; NULL or "" for libpq's defaults) as a libpq key=value string in
+ * which `keyword` is set to `value`, replacing the value it had, or is left
+ * out when value is NULL (pgbank_conninfo_set(ci, "password", NULL, ...)
+ * gives a string that can be shown on a command line).  Every other
+ * parameter is kept as it was.  The caller free()s the result.  NULL on a
+ * malformed string, a keyword libpq does not know, or out of memory, with
+ * a password-free reason in `err` (when err is not NULL). */
+char *pgbank_conninfo_set(const char *conninfo, const char *keyword, const char *value,
+                          char *err, size_t errlen);
+
+/* The same, with "-csearch_path=SCHEMA" appended to the string's `options`
+ * (or, when it has none, to $PGOPTIONS, which an explicit options would
+ * otherwise hide): every unqualified name a connection made with the result
+ * uses lands in SCHEMA, which must exist for tables to be created there.
+ * SCHEMA is 1 to 63 bytes of a-z, 0-9 and '_', not starting with a digit
+ * (a name that needs no quoting).  A pooler in transaction mode (PgBouncer)
+ * cannot keep a per-connection setting and refuses or ignores `options`.
+ * The caller free()s the result; NULL with the reason in `err` as above
+ * (also for an invalid SCHEMA). */
+char *pgbank_conninfo_with_schema(const char *conninfo, const char *schema, char *err,
+                                  size_t errlen);
+
 /* ------------------------------------------------------------------------
  * The private server (embedded default).
  * ------------------------------------------------------------------------ */

@@ -1,8 +1,10 @@
 # cli_bench.sh - `pgbank bench` measures and checks itself: short runs on
 # 100 accounts and on one hot account report sane figures (ops > 0,
-# p50 <= p99 <= p99.9, money check ok), --vs-pgbench adds pgbench's figures
-# when pgbench is installed (and says so when it is not), --plot draws a PNG
-# when gnuplot is installed, and bad input exits 2 before anything runs.
+# p50 <= p99 <= p99.9, money check ok), the journal is kept unless
+# --no-journal, --vs-pgbench adds pgbench's figures when pgbench is
+# installed (and says so when it is not), --plot draws a PNG when gnuplot is
+# installed, Ctrl-C stops it and leaves no schema, and bad input
+# exits 2 before anything runs.
 # No speed is asserted: the machine running the tests may be slow or busy.
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -122,14 +124,56 @@ the_users_accounts_are_not_touched() {
     local id
     id=$(open_account 500) || { fail "could not open an account"; return; }
     expect_exit 0 "$PGBANK" bench --clients 2 --duration 1 --accounts 5
+    expect_err_has "in schema pgbank_bench_"
     expect_balance "$id" 500
+    [ "$(bench_schemas)" = 0 ] || fail "the bench schema was left behind"
+}
+
+the_journal_is_kept_unless_no_journal() {
+    expect_exit 0 "$PGBANK" bench --json --clients 2 --duration 1 --accounts 10
+    check_json "$SANE"'assert d["journal"] is True, d'
+    expect_exit 0 "$PGBANK" bench --json --strategy batch --clients 2 --duration 1 --accounts 10 \
+        --no-journal
+    check_json "$SANE"'assert d["journal"] is False and d["strategy"] == "batch", d'
+    # --journal, from the days it was not the default, still says the same
+    expect_exit 0 "$PGBANK" bench --json --clients 2 --duration 1 --accounts 10 --journal
+    check_json 'assert d["journal"] is True, d'
+    expect_exit 0 "$PGBANK" bench --clients 2 --duration 1 --accounts 10 --no-journal
+    expect_out_has "no journal"
+}
+
+# How many bench schemas the throwaway server's database holds.
+bench_schemas() {
+    psql "$("$PGBANK" server url)" -XAtq -c \
+        "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^pgbank_bench_[0-9]+$'"
+}
+
+# Ctrl-C in the middle of a minute's measurement: the load drains, nothing
+# is reported, the schema is dropped, exit 130.
+an_interrupted_bench_stops_and_drops_its_schema() {
+    command -v psql >/dev/null 2>&1 || { fail "psql is missing (apt-get install postgresql-client-15)"; return; }
+    "$PGBANK" bench --clients 2 --accounts 100 --duration 60 >"$T/bench.out" 2>"$T/bench.err" &
+    local pid=$! i rc=0 t0
+    for i in $(seq 300); do
+        grep -q "ops/s" "$T/bench.err" && break
+        sleep 0.1
+    done
+    [ "$(bench_schemas)" = 1 ] || fail "the bench schema is not there while it runs"
+    kill -INT "$pid"
+    t0=$SECONDS
+    wait "$pid" || rc=$?
+    [ "$rc" = 130 ] || fail "exit $rc after SIGINT, expected 130: $(cat "$T/bench.err")"
+    [ $((SECONDS - t0)) -le 10 ] || fail "it took $((SECONDS - t0)) s to stop"
+    grep -q "interrupted by SIGINT" "$T/bench.err" || fail "the interruption was not said"
+    [ ! -s "$T/bench.out" ] || fail "an interrupted bench reports nothing"
+    [ "$(bench_schemas)" = 0 ] || fail "the bench schema was left behind"
 }
 
 bad_input_exits_2_and_runs_nothing() {
     local args
     for args in "--clients 0" "--duration 0" "--accounts 0" "--strategy nope" \
         "--distribution normal" "--depth 0" "--accounts 10000001" "--duration 2s" \
-        "--clients x" "--clients 1024 --depth 1024" "extra"; do
+        "--clients x" "--clients 1024 --depth 1024" "--journal --no-journal" "extra"; do
         # shellcheck disable=SC2086
         expect_exit 2 "$PGBANK" bench $args
         [ -z "$OUT" ] || fail "nothing may be printed on stdout"
@@ -153,5 +197,7 @@ scenario a_missing_pgbench_is_said_and_pgbank_still_measured
 scenario plot_draws_a_png_or_explains_what_is_missing
 scenario unsafe_strategies_are_labelled
 scenario the_users_accounts_are_not_touched
+scenario the_journal_is_kept_unless_no_journal
+scenario an_interrupted_bench_stops_and_drops_its_schema
 scenario bad_input_exits_2_and_runs_nothing
 finish

@@ -1,6 +1,7 @@
 # cli_pgbouncer.sh - pgbank through PgBouncer in transaction pooling mode,
 # with --unnamed-statements: the withdraw tests for every strategy, money
-# beyond withdrawals, and a short race lab.  PgBouncer (Debian's package)
+# beyond withdrawals; the race lab, which needs a schema of its own, says it
+# cannot run behind a transaction pooler.  PgBouncer (Debian's package)
 # runs in a temporary directory of its own, listening only on a unix socket
 # there, in front of the throwaway server; it is always stopped and the
 # directory removed.  Without pgbouncer installed the test FAILS: CI installs
@@ -44,8 +45,7 @@ stop_bouncer() {
 }
 trap 'stop_bouncer; rm -rf "$T"' EXIT
 
-# The race lab holds one connection per concurrent withdrawal (52), and its
-# gated runs keep 50 transactions open at once: the pool must fit them all.
+# Room for many clients at once, as an application behind it would have.
 cat >"$B/pgbouncer.ini" <<EOF
 [databases]
 pgbank = host=$SRV_HOST port=$SRV_PORT dbname=$SRV_DB user=$SRV_USER
@@ -141,33 +141,22 @@ deposits_transfers_keys_and_history_go_through_pgbouncer() {
     expect_json
 }
 
-# field NAME: the value of NAME in the race result object $line (its
-# fields are plain names, booleans and numbers).
-field() {
-    sed -n "s/.*\"$1\":\"*\([^,\"}]*\).*/\1/p" <<<"$line"
-}
-
-a_short_race_lab_through_pgbouncer_catches_only_the_unsafe_strategies() {
-    expect_exit 0 via race --runs 2 --clients 5 --hot-clients 4 --duration 0.2 --json
-    [ "$RC" -eq 0 ] || return
+# The race lab works in a schema of its own, chosen when its connections
+# open (options=-csearch_path): PgBouncer refuses that startup parameter,
+# and in transaction mode could not keep it anyway.  The lab says so, runs
+# nothing and touches nothing; pointed at the server itself it runs.
+the_race_lab_through_pgbouncer_refuses_and_touches_nothing() {
+    local before
+    before=$(psql "$BDB" -XAtq -c "SELECT count(*) || ' ' || sum(balance) FROM accounts")
+    expect_exit 3 via race --runs 1 --duration 0.1 --json
     expect_json
-    local line strategy seen=''
-    # One result object per line.
-    while IFS= read -r line; do
-        strategy=$(field strategy)
-        [ -n "$strategy" ] || continue
-        seen="$seen $strategy"
-        [ "$(field failed)" = 0 ] ||
-            fail "$strategy, $(field scenario): $(field failed) withdrawals failed"
-        [ "$(field safe)" = false ] || [ "$(field anomalous_runs)" = 0 ] ||
-            fail "$strategy, $(field scenario): safe, yet $(field anomalous_runs) anomalous runs"
-        if [ "$strategy" = explicit ] && [ "$(field scenario)" = "double spend" ]; then
-            [ "$(field money_lost)" != 0 ] || fail "explicit lost no money: the runs did not overlap"
-        fi
-    done < <(printf '%s\n' "$OUT" | sed 's/},{/}\n{/g')
-    for strategy in $STRATEGIES; do
-        case "$seen " in *" $strategy "*) ;; *) fail "strategy $strategy was not measured" ;; esac
-    done
+    expect_err_has "unsupported startup parameter: options"
+    expect_err_has "point --db at the server itself"
+    expect_nowhere "anomalous"
+    [ "$(psql "$BDB" -XAtq -c "SELECT count(*) || ' ' || sum(balance) FROM accounts")" = "$before" ] ||
+        fail "the accounts behind pgbouncer changed"
+    [ "$(psql "$BDB" -XAtq -c "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^pgbank_race_'")" = 0 ] ||
+        fail "a lab schema was left behind"
 }
 
 # Named statements outlive the client under transaction pooling: the next
@@ -187,6 +176,6 @@ named_statements_fail_through_pgbouncer_without_the_option() {
 scenario pgbouncer_answers_on_its_socket
 scenario every_strategy_withdraws_and_refuses_through_pgbouncer
 scenario deposits_transfers_keys_and_history_go_through_pgbouncer
-scenario a_short_race_lab_through_pgbouncer_catches_only_the_unsafe_strategies
+scenario the_race_lab_through_pgbouncer_refuses_and_touches_nothing
 scenario named_statements_fail_through_pgbouncer_without_the_option
 finish

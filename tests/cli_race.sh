@@ -1,8 +1,10 @@
 # cli_race.sh - `pgbank race` reproduces the seed's summary table: in
 # deterministic mode explicit and begin go wrong in every scenario (double
-# spend, lost update, contention), for-update and atomic never; --plot draws
-# a PNG with gnuplot (or exits 2 up front without it); bad input exits 2
-# before anything runs.
+# spend, lost update, contention), for-update and atomic never; it does so
+# in a schema of its own, so the user's bank is left as it was and its audit
+# holds, also when the lab is interrupted or killed; --plot draws a PNG with
+# gnuplot (or exits 2 up front without it); bad input exits 2 before
+# anything runs.
 . "$(dirname "$0")/cli_lib.sh"
 
 # check_race CODE: check_json with `res` = the last stdout's results keyed by
@@ -139,11 +141,126 @@ bad_input_exits_2_and_runs_nothing() {
     expect_out_has "--plot FILE.png"
 }
 
+# --- The user's bank -----------------------------------------------------------
+
+# USER_DB: a database of this test's own on the throwaway server, holding a
+# bank that a user made (accounts, sequential withdrawals with every seed
+# strategy, a deposit): its audit holds.  psql is what sees it from outside.
+make_user_bank() {
+    command -v psql >/dev/null 2>&1 || { fail "psql is missing (apt-get install postgresql-client-15)"; return 1; }
+    server_params || { fail "psql cannot reach the throwaway server"; return 1; }
+    local admin="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$SRV_DB" db=pgbank_race_bank s a
+    psql "$admin" -XAtq -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" ||
+        { fail "could not create database $db"; return 1; }
+    USER_DB="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$db"
+    expect_exit 0 "$PGBANK" --db "$USER_DB" init
+    for s in explicit begin for-update atomic; do
+        a=$("$PGBANK" --db "$USER_DB" account open --balance 100) || { fail "no account"; return 1; }
+        expect_exit 0 "$PGBANK" --db "$USER_DB" withdraw "$a" 30 --strategy "$s"
+    done
+    expect_exit 0 "$PGBANK" --db "$USER_DB" deposit "$a" 5
+}
+
+drop_user_bank() {
+    psql "host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$SRV_DB" -XAtq \
+        -c "DROP DATABASE IF EXISTS pgbank_race_bank" >/dev/null
+}
+
+# The user's accounts and journal, summed: one line.
+bank_state() {
+    psql "$USER_DB" -XAtq -c "SELECT (SELECT count(*) || ' ' || sum(balance) FROM accounts)
+        || ' / ' || (SELECT count(*) || ' ' || sum(amount) || ' ' || max(seq) FROM pgbank_journal)"
+}
+
+# How many lab schemas the database $1 holds.
+lab_schemas() {
+    psql "$1" -XAtq -c "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^pgbank_race_[0-9]+$'"
+}
+
+the_users_bank_is_untouched_and_its_audit_holds() {
+    make_user_bank || return
+    local before after
+    before=$(bank_state)
+    expect_exit 0 "$PGBANK" --db "$USER_DB" audit
+    expect_exit 0 "$PGBANK" --db "$USER_DB" race --json --runs 2 --duration 0.1
+    # the unsafe strategies lost money, in the lab's schema
+    check_race 'assert res[("explicit", "double spend")]["money_lost"] > 0, res'
+    expect_exit 0 "$PGBANK" --db "$USER_DB" audit
+    expect_out_has "audit: ok"
+    expect_out_has "mismatched accounts  0"
+    after=$(bank_state)
+    [ -n "$before" ] && [ "$before" = "$after" ] ||
+        fail "the user's accounts or journal changed: '$before' became '$after'"
+    [ "$(lab_schemas "$USER_DB")" = 0 ] || fail "a lab schema was left behind"
+    drop_user_bank
+}
+
+# Starts `pgbank race` for long in the background (RACE_PID), and waits
+# until its schema exists.
+start_long_race() {
+    "$PGBANK" --db "$1" race --runs 100000 --duration 0.2 >"$T/race.out" 2>"$T/race.err" &
+    RACE_PID=$!
+    local i
+    for i in $(seq 100); do
+        [ "$(lab_schemas "$1")" = 1 ] && return 0
+        sleep 0.1
+    done
+    fail "the lab's schema never appeared"
+    return 1
+}
+
+an_interrupted_race_drops_its_schema_and_exits_130() {
+    make_user_bank || return
+    local before sig want rc
+    before=$(bank_state)
+    for sig in INT TERM; do
+        start_long_race "$USER_DB" || { kill -KILL "$RACE_PID"; return; }
+        sleep 1 # mid-run
+        kill -"$sig" "$RACE_PID"
+        rc=0
+        wait "$RACE_PID" || rc=$?
+        want=130
+        [ "$sig" = TERM ] && want=143
+        [ "$rc" = "$want" ] || fail "SIG$sig: exit $rc, expected $want ($(tail -c 300 "$T/race.err"))"
+        grep -q "interrupted by SIG$sig" "$T/race.err" || fail "SIG$sig: not said on stderr"
+        [ ! -s "$T/race.out" ] || fail "SIG$sig: an interrupted lab reports nothing"
+        [ "$(lab_schemas "$USER_DB")" = 0 ] || fail "SIG$sig: the lab's schema was left behind"
+    done
+    [ "$(bank_state)" = "$before" ] || fail "the user's bank changed"
+    expect_exit 0 "$PGBANK" --db "$USER_DB" audit
+    drop_user_bank
+}
+
+a_killed_race_leaves_a_schema_the_next_run_drops() {
+    make_user_bank || return
+    local before i
+    before=$(bank_state)
+    start_long_race "$USER_DB" || { kill -KILL "$RACE_PID"; return; }
+    kill -KILL "$RACE_PID"
+    wait "$RACE_PID" 2>/dev/null
+    [ "$(lab_schemas "$USER_DB")" = 1 ] || fail "a killed lab cannot drop its schema"
+    # Its server processes go when they notice, and take its lock with them.
+    for i in $(seq 100); do
+        [ "$(psql "$USER_DB" -XAtq -c "SELECT count(*) FROM pg_stat_activity
+            WHERE application_name LIKE 'pgbank-race-%'")" = 0 ] && break
+        sleep 0.1
+    done
+    expect_exit 0 "$PGBANK" --db "$USER_DB" race --runs 1 --duration 0.1 --strategies atomic
+    expect_err_has "left by a lab run that was killed"
+    [ "$(lab_schemas "$USER_DB")" = 0 ] || fail "the killed run's schema is still there"
+    [ "$(bank_state)" = "$before" ] || fail "the user's bank changed"
+    expect_exit 0 "$PGBANK" --db "$USER_DB" audit
+    drop_user_bank
+}
+
 scenario unsafe_strategies_go_wrong_in_every_scenario
 scenario safe_strategies_never_lose_or_create_money
 scenario every_strategy_is_measured_by_default
 scenario the_table_names_scenarios_and_unsafe_strategies
 scenario plot_draws_a_png
 scenario plot_without_gnuplot_exits_2_before_running
+scenario the_users_bank_is_untouched_and_its_audit_holds
+scenario an_interrupted_race_drops_its_schema_and_exits_130
+scenario a_killed_race_leaves_a_schema_the_next_run_drops
 scenario bad_input_exits_2_and_runs_nothing
 finish

@@ -1,6 +1,6 @@
 # pgbank through PgBouncer (Debian's package) in transaction pooling mode,
-# with --unnamed-statements: the withdraw tests for every strategy and a
-# short race lab.  The test starts a PgBouncer of its own in a temporary
+# with --unnamed-statements: the withdraw tests for every strategy, and the
+# race lab refusing to run there (it needs a schema of its own).  The test starts a PgBouncer of its own in a temporary
 # directory, in front of the throwaway server, and always stops it.  It
 # fails, rather than skips, when pgbouncer is not installed: CI installs it.
 pgbank_cli_test("pgbank moves money through PgBouncer in transaction pooling mode with unnamed statements"

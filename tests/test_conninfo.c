@@ -2,7 +2,8 @@
  * test_conninfo.c - connection strings: every accepted form normalised for
  * libpq, malformed ones rejected with a reason, and the password kept out
  * of every output (normalize's errors, redact, scrub), in every form it can
- * take, including strings mangled right inside the password.
+ * take, including strings mangled right inside the password; and strings
+ * edited (a parameter set or removed, a schema added to the options).
  */
 #include "testlib.h"
 
@@ -265,6 +266,116 @@ static void mangled_passwords_never_leak(void)
     printf("  %d mangled strings, %d rejected\n", tried, rejected);
 }
 
+/* The value libpq reads for keyword in conninfo, or NULL. */
+static char *parsed_value(const char *conninfo, const char *keyword)
+{
+    char *v = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (o->val && strcmp(o->keyword, keyword) == 0)
+            v = strdup(o->val);
+    PQconninfoFree(opts);
+    return v;
+}
+
+#define CHECK_PARSED(ci, keyword, want)                                       \
+    do {                                                                      \
+        char *v_ = parsed_value((ci), (keyword));                             \
+        const char *w_ = (want);                                              \
+        if (w_ ? !v_ || strcmp(v_, w_) != 0 : v_ != NULL) {                   \
+            fprintf(stderr, "%s:%d: %s is \"%s\" in \"%s\", expected \"%s\"\n", \
+                    __FILE__, __LINE__, (keyword), v_ ? v_ : "(none)",        \
+                    (ci) ? (ci) : "(null)", w_ ? w_ : "(none)");              \
+            t_failures++;                                                     \
+        }                                                                     \
+        free(v_);                                                             \
+    } while (0)
+
+static void set_replaces_removes_and_keeps_the_rest(void)
+{
+    char err[256];
+    const char *uri = "postgresql+asyncpg://bank:" PW "@db.example.com:6543/money"
+                      "?application_name=old&sslmode=require";
+    char *ci = pgbank_conninfo_set(uri, "application_name", "new one's \\ name", err,
+                                   sizeof err);
+    CHECK(ci != NULL);
+    CHECK_PARSED(ci, "application_name", "new one's \\ name");
+    CHECK_PARSED(ci, "user", "bank");
+    CHECK_PARSED(ci, "password", PW);
+    CHECK_PARSED(ci, "host", "db.example.com");
+    CHECK_PARSED(ci, "port", "6543");
+    CHECK_PARSED(ci, "dbname", "money");
+    CHECK_PARSED(ci, "sslmode", "require");
+    /* NULL removes: what is left can be shown on a command line. */
+    char *shown = pgbank_conninfo_set(ci, "password", NULL, err, sizeof err);
+    CHECK(shown != NULL);
+    CHECK_PARSED(shown, "password", NULL);
+    CHECK_PARSED(shown, "user", "bank");
+    CHECK_NO_LEAK(shown);
+    free(shown);
+    free(ci);
+    /* Libpq's defaults in, one parameter out. */
+    ci = pgbank_conninfo_set(NULL, "connect_timeout", "5", err, sizeof err);
+    CHECK_STR(ci, "connect_timeout='5'");
+    free(ci);
+}
+
+static void with_schema_appends_to_the_options(void)
+{
+    char err[256];
+    unsetenv("PGOPTIONS");
+    char *ci = pgbank_conninfo_with_schema("host=h options='-cwork_mem=1MB'", "pgbank_lab_7",
+                                           err, sizeof err);
+    CHECK_PARSED(ci, "options", "-cwork_mem=1MB -csearch_path=pgbank_lab_7");
+    CHECK_PARSED(ci, "host", "h");
+    free(ci);
+    ci = pgbank_conninfo_with_schema("", "s", err, sizeof err);
+    CHECK_PARSED(ci, "options", "-csearch_path=s");
+    free(ci);
+    /* An explicit options hides $PGOPTIONS: it is carried over. */
+    setenv("PGOPTIONS", "-cstatement_timeout=5s", 1);
+    ci = pgbank_conninfo_with_schema("postgresql://u@h/d", "lab", err, sizeof err);
+    CHECK_PARSED(ci, "options", "-cstatement_timeout=5s -csearch_path=lab");
+    CHECK_PARSED(ci, "dbname", "d");
+    free(ci);
+    unsetenv("PGOPTIONS");
+}
+
+static void editing_refuses_bad_input_without_the_password(void)
+{
+    static const char *const bad_schemas[] = {"", "Lab", "1lab", "a b", "a'b", "a-b",
+                                              "a;DROP SCHEMA public",
+                                              "a123456789012345678901234567890123456789"
+                                              "012345678901234567890123"};
+    char err[256];
+    for (size_t i = 0; i < sizeof bad_schemas / sizeof *bad_schemas; i++) {
+        err[0] = '\0';
+        CHECK(pgbank_conninfo_with_schema("host=h password=" PW, bad_schemas[i], err,
+                                          sizeof err) == NULL);
+        CHECK(strstr(err, "invalid schema name") != NULL);
+    }
+    CHECK(pgbank_conninfo_with_schema("host=h", NULL, err, sizeof err) == NULL);
+    err[0] = '\0';
+    CHECK(pgbank_conninfo_set("host=h password=" PW, "passwort", "x", err, sizeof err) == NULL);
+    CHECK(strstr(err, "passwort") != NULL);
+    CHECK_NO_LEAK(err);
+    static const char *const malformed[] = {
+        "host=h password=" PW " junk",     "host=h password='" PW,
+        "postgresql://u:" PW "@h:99999/d", "postgresql://u:" PW "@h/d?nope=1",
+        "postgresql://u:S3cret@Pw0rd@h/d", "mysql://u:" PW "@h/d"};
+    for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++) {
+        err[0] = '\0';
+        CHECK(pgbank_conninfo_set(malformed[i], "application_name", "x", err, sizeof err) ==
+              NULL);
+        CHECK(err[0] != '\0');
+        CHECK_NO_LEAK(err);
+        err[0] = '\0';
+        CHECK(pgbank_conninfo_with_schema(malformed[i], "lab", err, sizeof err) == NULL);
+        CHECK(err[0] != '\0');
+        CHECK_NO_LEAK(err);
+    }
+}
+
 int main(void)
 {
     unsetenv("PGPASSWORD");
@@ -273,5 +384,8 @@ int main(void)
     RUN(redact_hides_the_password_in_every_form);
     RUN(scrub_hides_the_password_in_messages);
     RUN(mangled_passwords_never_leak);
+    RUN(set_replaces_removes_and_keeps_the_rest);
+    RUN(with_schema_appends_to_the_options);
+    RUN(editing_refuses_bad_input_without_the_password);
     TEST_EXIT();
 }
