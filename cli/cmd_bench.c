@@ -68,6 +68,7 @@ typedef struct bench_settings {
     int journal;
     int batch_max;
     int batch_inflight;
+    int lanes; /* 0: the engine's default */
     const char *plot;
 } bench_settings;
 
@@ -98,6 +99,7 @@ typedef struct bench_run {
     /* Client cost. */
     double cpu_us_per_op;
     double rss_mb;
+    pgbank_engine_stats stats; /* the engine's counters at the end */
 } bench_run;
 
 static int64_t run_ok(const bench_run *r) { return r->tally.by_status[PGBANK_OK]; }
@@ -274,6 +276,11 @@ static void print_json(const bench_report *rep)
     cli_json_int(&j, "depth", set->depth);
     cli_json_int(&j, "in_flight", set->clients * set->depth);
     cli_json_int(&j, "connections", set->connections);
+    cli_json_int(&j, "lanes", r->stats.lanes);
+    cli_json_int(&j, "batches", (int64_t)r->stats.batches);
+    cli_json_num(&j, "ops_per_batch", 1,
+                 r->stats.batches ? (double)r->stats.batched_ops / (double)r->stats.batches : 0.0);
+    cli_json_int(&j, "lane_crossings", (int64_t)r->stats.crossings);
     cli_json_int(&j, "accounts", set->accounts);
     cli_json_str(&j, "distribution", set->zipf ? "zipf" : "uniform");
     cli_json_bool(&j, "journal", set->journal);
@@ -366,7 +373,7 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
 {
     const char *strategy = "atomic", *clients = "16", *depth = NULL, *accounts = "10000";
     const char *distribution = "uniform", *connections = NULL, *batch_max = NULL;
-    const char *batch_inflight = NULL;
+    const char *batch_inflight = NULL, *lanes = NULL;
     int journal = 0, no_journal = 0;
     memset(set, 0, sizeof *set);
     set->duration_arg = "10";
@@ -380,6 +387,7 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
         {"connections", &connections, NULL},
         {"batch-max", &batch_max, NULL},
         {"batch-inflight", &batch_inflight, NULL},
+        {"lanes", &lanes, NULL},
         {"plot", &set->plot, NULL},
         {"vs-pgbench", NULL, &set->vs_pgbench},
         {"journal", NULL, &journal},
@@ -430,6 +438,11 @@ static int parse_settings(cli *c, int argc, char **argv, bench_settings *set)
             return rc;
         set->batch_inflight = (int)v;
     }
+    if (lanes) {
+        if ((rc = cli_parse_range(c, "--lanes", lanes, 1, 64, &v)) != 0)
+            return rc;
+        set->lanes = (int)v;
+    }
     if ((int64_t)set->clients * set->depth > MAX_INFLIGHT)
         return cli_usage_error(c, "--clients x --depth is %lld: at most %d withdrawals may "
                                "be in flight", (long long)set->clients * set->depth,
@@ -455,6 +468,8 @@ static int open_engine(lab_schema *s, const bench_settings *set, pgbank_engine *
         opt.batch_max = set->batch_max;
     if (set->batch_inflight)
         opt.batch_inflight = set->batch_inflight;
+    if (set->lanes)
+        opt.lanes = set->lanes;
     return lab_engine_open(s, &opt, CONNECT_MS, out);
 }
 
@@ -524,6 +539,7 @@ static int measure(cli *c, lab_schema *s, const bench_settings *set, bench_run *
     int64_t commits0 = lab_commits(s);
     r->load.eng = eng;
     rc = run_measure(c, r);
+    pgbank_engine_get_stats(eng, &r->stats);
     /* Closing the connections ends their server processes, which flushes
      * their statistics; what is still in flight is no longer the run's. */
     lab_engine_close(&r->load, &eng);
@@ -651,7 +667,8 @@ const cli_command cli_cmd_bench = {
     "bench", "measure a strategy's throughput and latency, side by side with pgbench",
     "Usage: pgbank bench [--strategy S] [--clients C] [--duration T] [--accounts N]\n"
     "                    [--distribution uniform|zipf] [--depth D] [--connections K]\n"
-    "                    [--vs-pgbench] [--plot FILE.png] [--no-journal] [--json]\n"
+    "                    [--lanes L] [--vs-pgbench] [--plot FILE.png] [--no-journal]\n"
+    "                    [--json]\n"
     "\n"
     "Measures what withdrawing costs with strategy S on your own server.  A\n"
     "schema of the run's own, pgbank_bench_<n>, is created (your tables are not\n"
@@ -683,6 +700,9 @@ const cli_command cli_cmd_bench = {
     "  --batch-max M, --batch-inflight B\n"
     "                      batch: operations per batch, batches in flight\n"
     "                      (default: the library's)\n"
+    "  --lanes L           batch: the engine's lanes, 1 to 64 (default: the\n"
+    "                      library's, PGBANK_DEFAULT_LANES); accounts are split\n"
+    "                      among them and each lane's batches run in parallel\n"
     "  --vs-pgbench        then run pgbench on the same server and accounts, same\n"
     "                      clients and duration (-j 1, -M prepared), with two\n"
     "                      scripts doing the same withdrawal:\n"
@@ -702,7 +722,8 @@ const cli_command cli_cmd_bench = {
     "                      every withdrawal writes its row, as in a real bank.\n"
     "                      --journal (the default) is accepted as before\n"
     "  --json              one object: strategy, clients, depth, accounts,\n"
-    "                      journal, duration_s, ops, ops_per_sec, p50_ms, p90_ms,\n"
+    "                      journal, lanes, batches, ops_per_batch,\n"
+    "                      lane_crossings, duration_s, ops, ops_per_sec, p50_ms, p90_ms,\n"
     "                      p99_ms, p999_ms, client_cpu_us_per_op, peak_rss_mb,\n"
     "                      failures, server_commits, ops_per_commit, money_check,\n"
     "                      and with\n"
@@ -726,6 +747,7 @@ const cli_command cli_cmd_bench = {
     "--vs-pgbench\n"
     "  pgbank bench --strategy for-update --clients 64 --accounts 1\n"
     "  pgbank bench --strategy batch --clients 16 --depth 64 --distribution zipf\n"
+    "  pgbank bench --strategy batch --clients 16 --lanes 1 --vs-pgbench\n"
     "  pgbank bench --json --duration 30 --plot bench.png\n",
     run_bench,
 };
