@@ -186,7 +186,7 @@ typedef struct pgbank_result {
     int replayed;
     /* How many times the transaction was retried (serializable). */
     int retries;
-    /* Database error: the SQLSTATE ("40001", ...), else "". */
+    /* Database error: the SQLSTATE (40001, ...), else "". */
     char sqlstate[6];
     /* Human-readable detail (the server's message for a database error);
      * never contains a password.  "" when there is nothing to add. */

@@ -200,13 +200,8 @@ static char *put_i64(char *p, int64_t v)
 /* Adds op to b, or ends it at once when the schema says it is invalid. */
 static void take(pgbank_engine *eng, pgbank__batch *b, pgbank_op *op)
 {
-    pgbank_status st;
-    const char *bad = pgbank__op_invalid(eng, op, &st);
-    if (bad) {
-        pgbank__op_set_message(eng, op, "", bad);
-        pgbank__engine_complete(eng, op, st);
+    if (pgbank__op_refuse_invalid(eng, op))
         return;
-    }
     OP(op)->flags = (OP(op)->flags & (OPF_RESOLVING | OPF_INDOUBT | OPF_CROSSING)) | OPF_WRITE_SENT;
     OP(op)->state = ST_BATCH;
     OP(op)->next = NULL;
@@ -476,16 +471,7 @@ void pgbank__batch_fail_queued(pgbank_engine *eng, pgbank_status st, const char 
                 continue; /* ended from its first lane */
             if (crossing(op) && (OP(op)->flags & OPF_CROSSING))
                 continue; /* in flight: its batch ends it */
-            pgbank__op_set_message(eng, op, sqlstate, msg);
-            if (OP(op)->flags & OPF_INDOUBT) {
-                char m[300];
-                snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
-                         op->result.message);
-                pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
-                pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
-            } else {
-                pgbank__engine_complete(eng, op, st);
-            }
+            pgbank__op_fail(eng, op, sqlstate, msg, st);
         }
     }
 }

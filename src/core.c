@@ -56,23 +56,39 @@ void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st
     eng->done_tail = op;
 }
 
+void pgbank__op_fail(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg,
+                     pgbank_status st)
+{
+    pgbank__op_set_message(eng, op, sqlstate, msg);
+    if (OP(op)->flags & OPF_INDOUBT) {
+        /* A keyed operation whose COMMIT was sent before its connection
+         * died, and no connection to resolve it by its key. */
+        char m[300];
+        snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
+                 op->result.message);
+        pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
+        st = PGBANK_UNKNOWN_OUTCOME;
+    }
+    pgbank__engine_complete(eng, op, st);
+}
+
+int pgbank__op_refuse_invalid(pgbank_engine *eng, pgbank_op *op)
+{
+    pgbank_status st;
+    const char *bad = pgbank__op_invalid(eng, op, &st);
+    if (!bad)
+        return 0;
+    pgbank__op_set_message(eng, op, "", bad);
+    pgbank__engine_complete(eng, op, st);
+    return 1;
+}
+
 void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const char *msg)
 {
     pgbank_op *op;
     while ((op = eng->queue_head) != NULL) {
         eng->queue_head = OP(op)->next;
-        pgbank__op_set_message(eng, op, sqlstate, msg);
-        if (OP(op)->flags & OPF_INDOUBT) {
-            /* A keyed operation whose COMMIT was sent before its connection
-             * died, and no connection to resolve it by its key. */
-            char m[300];
-            snprintf(m, sizeof m, "connection lost after the commit was sent (%s)",
-                     op->result.message);
-            pgbank__op_set_message(eng, op, PGBANK_SQLSTATE_CONNECTION_FAILURE, m);
-            pgbank__engine_complete(eng, op, PGBANK_UNKNOWN_OUTCOME);
-        } else {
-            pgbank__engine_complete(eng, op, PGBANK_DB_ERROR);
-        }
+        pgbank__op_fail(eng, op, sqlstate, msg, PGBANK_DB_ERROR);
     }
     eng->queue_tail = NULL;
 }

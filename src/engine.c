@@ -251,13 +251,8 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
         if (!eng->queue_head)
             eng->queue_tail = NULL;
         OP(op)->next = NULL;
-        pgbank_status st;
-        const char *bad = pgbank__op_invalid(eng, op, &st);
-        if (bad) {
-            pgbank__op_set_message(eng, op, "", bad);
-            pgbank__engine_complete(eng, op, st);
+        if (pgbank__op_refuse_invalid(eng, op))
             continue;
-        }
         if (pgbank__op_start(c, op) < 0)
             pgbank__conn_fail(c, PGBANK_SQLSTATE_CONNECTION_FAILURE, PQerrorMessage(c->pg));
     }

@@ -208,6 +208,13 @@ enum {
 void pgbank__engine_complete(pgbank_engine *eng, pgbank_op *op, pgbank_status st);
 void pgbank__engine_set_error(pgbank_engine *eng, const char *msg);
 void pgbank__engine_fail_queue(pgbank_engine *eng, const char *sqlstate, const char *msg);
+/* Ends op with status st and the message; an operation in doubt (its COMMIT
+ * sent before its connection died) ends as an unknown outcome instead. */
+void pgbank__op_fail(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg,
+                     pgbank_status st);
+/* Ends op at once when the probed schema says it is invalid: returns 1
+ * then, else 0. */
+int pgbank__op_refuse_invalid(pgbank_engine *eng, pgbank_op *op);
 void pgbank__engine_requeue(pgbank_engine *eng, pgbank_op *op);
 void pgbank__engine_delay(pgbank_engine *eng, pgbank_op *op, int64_t wake_ns);
 void pgbank__op_set_message(pgbank_engine *eng, pgbank_op *op, const char *sqlstate, const char *msg);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define PGBANK__SQLSTATE_MAP(X)                                                                    \
+    X(SUCCESSFUL_COMPLETION, "00000")        /* no error (tests compare against it) */            \
     X(CONNECTION_FAILURE, "08006")           /* the connection broke */                           \
     X(CONNECTION_UNABLE, "08001")            /* could not connect */                              \
     X(FEATURE_NOT_SUPPORTED, "0A000")        /* e.g. a distributed query the cluster refuses */   \

@@ -11,6 +11,7 @@
  * member of the application role who may also CREATE in pgbank's schema and
  * plants look-alikes of the built-ins the functions use.
  */
+#include "sqlstate.h"
 #include "testlib.h"
 
 #include <libpq-fe.h>
@@ -20,7 +21,7 @@
 static const char *base;
 static char owner_ci[1400], app_ci[1500], mallory_ci[1500];
 
-/* Runs sql on a fresh connection; returns its SQLSTATE ("00000" when it
+/* Runs sql on a fresh connection; returns its SQLSTATE (00000 when it
  * succeeded) and the first value into out (when given). */
 static const char *try_sql(const char *ci, const char *sql, char *out, size_t outlen)
 {
@@ -28,7 +29,7 @@ static const char *try_sql(const char *ci, const char *sql, char *out, size_t ou
     PGconn *pg = PQconnectdb(ci);
     PGresult *r = PQexec(pg, sql);
     const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(state, sizeof state, "%s", ss ? ss : (PQstatus(pg) == CONNECTION_OK ? "00000" : "08001"));
+    snprintf(state, sizeof state, "%s", ss ? ss : (PQstatus(pg) == CONNECTION_OK ? PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION : PGBANK_SQLSTATE_CONNECTION_UNABLE));
     if (out && outlen) {
         out[0] = '\0';
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
@@ -43,7 +44,7 @@ static int64_t owner_int(const char *sql)
 {
     char v[64];
     const char *st = try_sql(owner_ci, sql, v, sizeof v);
-    if (strcmp(st, "00000") != 0)
+    if (strcmp(st, PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION) != 0)
         fprintf(stderr, "owner_int(%s): SQLSTATE %s\n", sql, st);
     return v[0] ? strtoll(v, NULL, 10) : -1;
 }
@@ -51,7 +52,7 @@ static int64_t owner_int(const char *sql)
 static void owner_exec(const char *sql)
 {
     const char *st = try_sql(owner_ci, sql, NULL, 0);
-    if (strcmp(st, "00000") != 0)
+    if (strcmp(st, PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION) != 0)
         fprintf(stderr, "owner_exec(%s): SQLSTATE %s\n", sql, st);
 }
 
@@ -144,7 +145,7 @@ static void test_bad_arguments_to_pgbank_batch_are_refused_and_change_nothing(vo
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(sql, sizeof sql, cases[i], (long long)id, (long long)to);
-        refused_as_app(sql, "22023");
+        refused_as_app(sql, PGBANK_SQLSTATE_INVALID_PARAMETER_VALUE);
     }
     /* The largest amount used to read any balance (a refusal says what the
      * balance was): a role that may not read balances gets NULL. */
@@ -153,15 +154,15 @@ static void test_bad_arguments_to_pgbank_batch_are_refused_and_change_nothing(vo
              "SELECT status[1] || ':' || coalesce(bal[1]::text, 'hidden') FROM " SCHEMA
              ".pgbank_batch('{0}', '{%lld}', '{NULL}', '{9223372036854775807}')",
              (long long)id);
-    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), "00000");
+    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     CHECK_STR(v, "1:hidden");
     snprintf(sql, sizeof sql,
              "SELECT status || ':' || coalesce(bal::text, 'hidden') FROM " SCHEMA
              ".pgbank_batch_one(0::smallint, %lld, 9223372036854775807)",
              (long long)id);
-    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), "00000");
+    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     CHECK_STR(v, "1:hidden");
-    CHECK_STR(try_sql(owner_ci, sql, v, sizeof v), "00000");
+    CHECK_STR(try_sql(owner_ci, sql, v, sizeof v), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     CHECK_STR(v, "1:100"); /* the owner may read it */
     /* The size cap: one call may not lock every account for long. */
     snprintf(sql, sizeof sql,
@@ -169,14 +170,14 @@ static void test_bad_arguments_to_pgbank_batch_are_refused_and_change_nothing(vo
              " array_fill(%lld::bigint, ARRAY[100001]), array_fill(NULL::bigint, ARRAY[100001]),"
              " array_fill(1::bigint, ARRAY[100001]))",
              (long long)id);
-    refused_as_app(sql, "54000");
+    refused_as_app(sql, PGBANK_SQLSTATE_PROGRAM_LIMIT_EXCEEDED);
     /* A valid call still works: the fast path answers with the account's
      * balance before the batch (100), the caller adds the withdrawal. */
     snprintf(sql, sizeof sql,
              "SELECT coalesce(status[1]::text, 'fast') || ':' || accts[1] || ':' || starts[1]"
              " FROM " SCHEMA ".pgbank_batch('{0}', '{%lld}', '{NULL}', '{30}')",
              (long long)id);
-    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), "00000");
+    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     char want[64];
     snprintf(want, sizeof want, "fast:%lld:100", (long long)id);
     CHECK_STR(v, want);
@@ -201,7 +202,7 @@ static void test_bad_arguments_to_the_single_and_keyed_functions_are_refused(voi
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(sql, sizeof sql, cases[i], (long long)id);
-        refused_as_app(sql, "22023");
+        refused_as_app(sql, PGBANK_SQLSTATE_INVALID_PARAMETER_VALUE);
     }
     /* Refused keyed calls claimed no key. */
     CHECK_I64(owner_int("SELECT count(*) FROM " SCHEMA ".pgbank_keys WHERE key LIKE 'k_'"), 0);
@@ -209,7 +210,7 @@ static void test_bad_arguments_to_the_single_and_keyed_functions_are_refused(voi
     snprintf(sql, sizeof sql,
              "SELECT status || ':' || bal FROM " SCHEMA ".pgbank_batch_one(0::smallint, %lld, 40)",
              (long long)id);
-    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), "00000");
+    CHECK_STR(try_sql(app_ci, sql, v, sizeof v), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     CHECK_STR(v, "0:60");
     CHECK(audit_holds());
 }
@@ -257,13 +258,13 @@ static void test_look_alike_builtins_planted_in_the_schema_never_run(void)
      * schema in its search_path. */
     int64_t id = open_account(500), to = open_account(0);
     const char *st = try_sql(mallory_ci, "CREATE TABLE " SCHEMA ".pwned (what text)", NULL, 0);
-    CHECK_STR(st, "00000");
+    CHECK_STR(st, PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     try_sql(mallory_ci, "GRANT ALL ON " SCHEMA ".pwned TO PUBLIC", NULL, 0);
     for (size_t i = 0; i < sizeof plant / sizeof plant[0]; i++) {
         st = try_sql(mallory_ci, plant[i], NULL, 0);
-        if (strcmp(st, "00000") != 0)
+        if (strcmp(st, PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION) != 0)
             fprintf(stderr, "  could not plant: %s\n", plant[i]);
-        CHECK_STR(st, "00000");
+        CHECK_STR(st, PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     }
     /* mallory calls every function with the planted schema first in her
      * path; the owner then runs init, the audit and the history the same
@@ -273,14 +274,14 @@ static void test_look_alike_builtins_planted_in_the_schema_never_run(void)
              "SELECT * FROM " SCHEMA ".pgbank_batch('{0,2}', '{%lld,%lld}', '{NULL,%lld}',"
              " '{10,20}')",
              (long long)id, (long long)id, (long long)to);
-    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), "00000");
+    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     snprintf(sql, sizeof sql, "SELECT * FROM " SCHEMA ".pgbank_batch_one(0::smallint, %lld, 5)",
              (long long)id);
-    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), "00000");
+    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     snprintf(sql, sizeof sql,
              "SELECT * FROM " SCHEMA ".pgbank_keyed(0::smallint, %lld, NULL, 5, 'planted')",
              (long long)id);
-    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), "00000");
+    CHECK_STR(try_sql(mallory_ci, sql, NULL, 0), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     /* Changes made outside pgbank (as mallory, a member of no writer) go
      * through the trigger function: an UPDATE by the owner fires it. */
     snprintf(sql, sizeof sql, "UPDATE " SCHEMA ".accounts SET balance = balance + 1 WHERE id = %lld",
@@ -355,10 +356,10 @@ static void test_the_application_role_has_timeouts_and_keys_but_no_tables(void)
             " unnest(d.setconfig) s WHERE d.setrole = 'bnd_app'::regrole",
             v, sizeof v);
     CHECK_STR(v, "idle_in_transaction_session_timeout=5s,statement_timeout=5s");
-    CHECK_STR(try_sql(app_ci, "SELECT * FROM " SCHEMA ".accounts", NULL, 0), "42501");
-    CHECK_STR(try_sql(app_ci, "UPDATE " SCHEMA ".accounts SET balance = 1", NULL, 0), "42501");
-    CHECK_STR(try_sql(app_ci, "DELETE FROM " SCHEMA ".pgbank_keys", NULL, 0), "42501");
-    CHECK_STR(try_sql(app_ci, "SELECT " SCHEMA ".pgbank_external()", NULL, 0), "42501");
+    CHECK_STR(try_sql(app_ci, "SELECT * FROM " SCHEMA ".accounts", NULL, 0), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(try_sql(app_ci, "UPDATE " SCHEMA ".accounts SET balance = 1", NULL, 0), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(try_sql(app_ci, "DELETE FROM " SCHEMA ".pgbank_keys", NULL, 0), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(try_sql(app_ci, "SELECT " SCHEMA ".pgbank_external()", NULL, 0), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
     /* Keyed requests through the engine, as the application role: exactly
      * once, replayed, conflicts refused. */
     int64_t id = open_account(100);
@@ -406,7 +407,7 @@ static void test_an_idle_application_transaction_cannot_hold_row_locks(void)
              "SET lock_timeout = '2s'; UPDATE " SCHEMA ".accounts SET balance = balance"
              " WHERE id = %lld",
              (long long)id);
-    CHECK_STR(try_sql(owner_ci, sql, NULL, 0), "00000");
+    CHECK_STR(try_sql(owner_ci, sql, NULL, 0), PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     r = PQexec(app, "SELECT 1");
     CHECK(PQresultStatus(r) != PGRES_TUPLES_OK); /* its session was terminated */
     PQclear(r);
@@ -515,7 +516,7 @@ static void test_an_adopted_seed_table_gets_balance_at_least_zero(void)
     CHECK_I64(pgbank_schema_init(ci, err, sizeof err), 0);
     /* The database now refuses a negative balance, whoever writes. */
     CHECK_STR(try_sql(ci, "UPDATE bnd_seed.accounts SET balance = -400 WHERE id = 2", NULL, 0),
-              "23514");
+              PGBANK_SQLSTATE_CHECK_VIOLATION);
     pgbank_engine *eng = test_engine(ci, 1);
     pgbank_op op = test_run(eng, PGBANK_OP_WITHDRAW, PGBANK_BATCH, 1, 0, 500, NULL);
     CHECK_STATUS(&op, PGBANK_INSUFFICIENT_FUNDS);

@@ -6,6 +6,7 @@
  * with operations in flight; a connection killed mid-transaction; the engine
  * driven from the test's own poll loop; 64 connections from one thread.
  */
+#include "sqlstate.h"
 #include "testlib.h"
 
 #include <libpq-fe.h>
@@ -260,7 +261,7 @@ static void test_a_killed_connection_ends_the_operation_once_and_applies_nothing
     CHECK(pgbank_engine_run(eng, 10000) == 0);
     CHECK_I64(completions, 1);
     CHECK_STATUS(&op, PGBANK_DB_ERROR);
-    CHECK_STR(op.result.sqlstate, "08006");
+    CHECK_STR(op.result.sqlstate, PGBANK_SQLSTATE_CONNECTION_FAILURE);
     CHECK_I64(test_balance(eng, id), 100); /* the engine reconnected; nothing applied */
     pgbank_engine_free(eng);
 }

@@ -3,6 +3,7 @@
  * move money only through pgbank's SECURITY DEFINER functions and cannot
  * read or write the tables; and no statement carries a value in its text.
  */
+#include "sqlstate.h"
 #include "testlib.h"
 
 #include <libpq-fe.h>
@@ -16,7 +17,7 @@ static const char *sqlstate_of(const char *ci, const char *sql)
     PGconn *pg = PQconnectdb(ci);
     PGresult *r = PQexec(pg, sql);
     const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(state, sizeof state, "%s", ss ? ss : "00000");
+    snprintf(state, sizeof state, "%s", ss ? ss : PGBANK_SQLSTATE_SUCCESSFUL_COMPLETION);
     PQclear(r);
     PQfinish(pg);
     return state;
@@ -50,13 +51,13 @@ static void test_the_app_role_moves_money_only_through_the_functions(void)
     op.strategy = PGBANK_ATOMIC;
     CHECK(pgbank_execute(app, &op) == 0);
     CHECK_STATUS(&op, PGBANK_DB_ERROR);
-    CHECK_STR(op.result.sqlstate, "42501");
-    CHECK_STR(sqlstate_of(app_ci, "SELECT * FROM accounts"), "42501");
-    CHECK_STR(sqlstate_of(app_ci, "UPDATE accounts SET balance = 1000000"), "42501");
+    CHECK_STR(op.result.sqlstate, PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(sqlstate_of(app_ci, "SELECT * FROM accounts"), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(sqlstate_of(app_ci, "UPDATE accounts SET balance = 1000000"), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
     CHECK_STR(sqlstate_of(app_ci, "INSERT INTO pgbank_journal (account, op, amount, balance_after)"
                                   " VALUES (1, 'forged', 5, 5)"),
-              "42501");
-    CHECK_STR(sqlstate_of(app_ci, "DELETE FROM pgbank_keys"), "42501");
+              PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
+    CHECK_STR(sqlstate_of(app_ci, "DELETE FROM pgbank_keys"), PGBANK_SQLSTATE_INSUFFICIENT_PRIVILEGE);
     pgbank_op_init(&op, PGBANK_OP_BALANCE);
     op.account = id;
     CHECK(pgbank_execute(owner, &op) == 0);
