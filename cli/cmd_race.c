@@ -165,7 +165,7 @@ static int lab_run(race_lab *lab, race_cell *cell)
         op->strategy = cell->strategy;
         op->account = account;
         op->amount = sc->amount;
-        op->gate = r.gated ? &r.gate : NULL;
+        L->clients[i].gate = r.gated ? &r.gate : NULL;
     }
     if (r.gated) {
         pgbank_gate_init(&r.gate, r.n);

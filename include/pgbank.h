@@ -208,8 +208,8 @@ typedef struct pgbank_op pgbank_op;
  * happen.  An operation that ends before reaching the gate counts as arrived.
  * An operation held at the gate keeps its connection (its transaction is
  * open): the pool needs at least `expected` connections, or the ones still
- * queued can never start.  Set it up with pgbank_gate_init(); it must
- * outlive its operations. */
+ * queued can never start.  Set it up with pgbank_gate_init(), hand it to
+ * pgbank_submit_gated(); it must outlive its operations. */
 typedef struct pgbank_gate {
     int expected;
     int arrived;
@@ -236,7 +236,6 @@ struct pgbank_op {
     int64_t amount;     /* > 0; for PGBANK_OP_OPEN the opening balance, >= 0 */
     pgbank_done_fn done;
     void *user_data;
-    pgbank_gate *gate;  /* NULL, or see pgbank_gate */
     /* Idempotency key (withdraw, deposit, transfer), or NULL.  The same key
      * with the same parameters returns the original result (replayed = 1)
      * and changes nothing; with other parameters it is PGBANK_CONFLICT.
@@ -360,6 +359,10 @@ const char *pgbank_engine_error(const pgbank_engine *eng);
  * not errors: they complete with PGBANK_INVALID_AMOUNT without touching the
  * database. */
 int pgbank_submit(pgbank_engine *eng, pgbank_op *op);
+
+/* pgbank_submit() for the race lab and tests: op stops at `gate` (see
+ * pgbank_gate; NULL is plain pgbank_submit()).  Same return values. */
+int pgbank_submit_gated(pgbank_engine *eng, pgbank_op *op, pgbank_gate *gate);
 
 /* Number of accepted operations whose callback has not run yet. */
 size_t pgbank_engine_pending(const pgbank_engine *eng);

@@ -30,10 +30,10 @@ void pgbank__engine_set_error(pgbank_engine *eng, const char *msg)
 void pgbank__gate_count(pgbank_engine *eng, pgbank_op *op)
 {
     pgbank__op_private *p = OP(op);
-    if (!op->gate || (p->flags & OPF_ARRIVED))
+    if (!OP(op)->gate || (p->flags & OPF_ARRIVED))
         return;
     p->flags |= OPF_ARRIVED;
-    if (++op->gate->arrived >= op->gate->expected)
+    if (++OP(op)->gate->arrived >= OP(op)->gate->expected)
         eng->gates_full = 1;
 }
 

@@ -261,6 +261,11 @@ void pgbank__engine_dispatch(pgbank_engine *eng)
 
 PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
 {
+    return pgbank_submit_gated(eng, op, NULL);
+}
+
+PGBANK__API int pgbank_submit_gated(pgbank_engine *eng, pgbank_op *op, pgbank_gate *gate)
+{
     if (!eng || !op)
         return PGBANK_EINVAL;
     if (eng->closing)
@@ -271,6 +276,7 @@ PGBANK__API int pgbank_submit(pgbank_engine *eng, pgbank_op *op)
         return PGBANK_EINVAL;
     memset(&op->priv, 0, sizeof op->priv);
     memset(&op->result, 0, sizeof op->result);
+    OP(op)->gate = gate;
     OP(op)->submitted_ns = pgbank__now_ns();
     eng->pending++;
     if (op->kind != PGBANK_OP_BALANCE && op->kind != PGBANK_OP_OPEN && op->amount <= 0) {

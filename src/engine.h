@@ -153,6 +153,7 @@ typedef struct pgbank__op_private {
     int64_t submitted_ns;
     int64_t first_try_ns;
     int64_t wake_ns; /* a delayed retry's time */
+    pgbank_gate *gate; /* pgbank_submit_gated()'s, or NULL */
 } pgbank__op_private;
 
 _Static_assert(sizeof(pgbank__op_private) <= sizeof(((pgbank_op *)0)->priv),

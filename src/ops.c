@@ -63,7 +63,7 @@ static int read_writes_unlocked(const pgbank_op *op)
 
 static int gated(const pgbank_op *op)
 {
-    return op->gate && read_writes_unlocked(op) && OP(op)->retries == 0;
+    return OP(op)->gate && read_writes_unlocked(op) && OP(op)->retries == 0;
 }
 
 static pgbank__sql_id begin_for(const pgbank_op *op)
@@ -507,7 +507,7 @@ void pgbank__ops_release_gates(pgbank_engine *eng)
     pgbank_op **pp = &eng->held;
     while (*pp) {
         pgbank_op *op = *pp;
-        if (op->gate->arrived < op->gate->expected) {
+        if (OP(op)->gate->arrived < OP(op)->gate->expected) {
             pp = &OP(op)->next;
             continue;
         }

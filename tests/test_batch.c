@@ -151,10 +151,9 @@ static void test_batch_passes_the_race_and_the_audit(void)
     tally t = {0, 0, 0, 0};
     for (int i = 0; i < 50; i++) {
         set(&ops[i], PGBANK_OP_WITHDRAW, id, 0, 10);
-        ops[i].gate = &gate;
         ops[i].done = tally_done;
         ops[i].user_data = &t;
-        CHECK(pgbank_submit(eng, &ops[i]) == 0);
+        CHECK(pgbank_submit_gated(eng, &ops[i], &gate) == 0);
     }
     CHECK(pgbank_engine_run(eng, 30000) == 0);
     CHECK_I64(t.ok, 50);

@@ -130,10 +130,9 @@ static tally race(pgbank_strategy s, int n, int64_t start, int64_t amount, int64
         ops[i].strategy = s;
         ops[i].account = id;
         ops[i].amount = amount;
-        ops[i].gate = &gate;
         ops[i].done = tally_done;
         ops[i].user_data = &t;
-        CHECK(pgbank_submit(eng, &ops[i]) == 0);
+        CHECK(pgbank_submit_gated(eng, &ops[i], &gate) == 0);
     }
     CHECK(pgbank_engine_run(eng, 60000) == 0);
     *final = test_balance(eng, id);
@@ -211,12 +210,11 @@ static void test_shutdown_completes_every_operation_once(void)
         ops[i].strategy = i < 2 ? PGBANK_EXPLICIT : PGBANK_ATOMIC;
         ops[i].account = id;
         ops[i].amount = 1;
-        ops[i].gate = i < 2 ? &gate : NULL;
         ops[i].done = note_done;
     }
     completions = 0;
-    CHECK(pgbank_submit(eng, &ops[0]) == 0);
-    CHECK(pgbank_submit(eng, &ops[1]) == 0);
+    CHECK(pgbank_submit_gated(eng, &ops[0], &gate) == 0);
+    CHECK(pgbank_submit_gated(eng, &ops[1], &gate) == 0);
     CHECK(pgbank_engine_run(eng, 500) == PGBANK_ETIMEDOUT);
     CHECK_I64(gate.arrived, 2);
     for (int i = 2; i < 6; i++)
@@ -247,10 +245,9 @@ static void test_a_killed_connection_ends_the_operation_once_and_applies_nothing
     op.strategy = PGBANK_EXPLICIT;
     op.account = id;
     op.amount = 30;
-    op.gate = &gate;
     op.done = note_done;
     completions = 0;
-    CHECK(pgbank_submit(eng, &op) == 0);
+    CHECK(pgbank_submit_gated(eng, &op, &gate) == 0);
     CHECK(pgbank_engine_run(eng, 300) == PGBANK_ETIMEDOUT); /* held at the gate, in a transaction */
     PGconn *pg = PQconnectdb(conninfo);
     PGresult *r = PQexec(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -136,10 +136,9 @@ static void test_serializable_under_contention_ends_exact(void)
         ops[i].strategy = PGBANK_SERIALIZABLE;
         ops[i].account = id;
         ops[i].amount = 10;
-        ops[i].gate = &gate;
         ops[i].done = tally_done;
         ops[i].user_data = &t;
-        CHECK(pgbank_submit(eng, &ops[i]) == 0);
+        CHECK(pgbank_submit_gated(eng, &ops[i], &gate) == 0);
     }
     CHECK(pgbank_engine_run(eng, 120000) == 0);
     int retries = 0;
@@ -378,10 +377,9 @@ static void test_the_audit_fails_after_unsafe_strategies_lose_money(void)
         ops[i].strategy = PGBANK_EXPLICIT;
         ops[i].account = id;
         ops[i].amount = 10;
-        ops[i].gate = &gate;
         ops[i].done = tally_done;
         ops[i].user_data = &t;
-        CHECK(pgbank_submit(eng, &ops[i]) == 0);
+        CHECK(pgbank_submit_gated(eng, &ops[i], &gate) == 0);
     }
     CHECK(pgbank_engine_run(eng, 30000) == 0);
     CHECK_I64(t.ok, 10);

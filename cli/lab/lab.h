@@ -143,6 +143,7 @@ typedef struct lab_load lab_load;
 
 typedef struct lab_client {
     pgbank_op op;    /* done and user_data belong to the harness */
+    pgbank_gate *gate; /* the gate op is submitted with (pgbank_submit_gated), or NULL */
     lab_load *load;
     int index;       /* into the command's own per-client arrays */
     int state;       /* LAB_IDLE, LAB_FLIGHT, LAB_WAIT */

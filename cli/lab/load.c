@@ -176,7 +176,7 @@ static void submit(lab_load *L, lab_client *cl)
     cl->op.user_data = cl;
     cl->state = LAB_FLIGHT;
     cl->t0 = pgbank__now_ns();
-    int rc = pgbank_submit(L->eng, &cl->op);
+    int rc = pgbank_submit_gated(L->eng, &cl->op, cl->gate);
     if (rc != 0) {
         /* The callback will never run.  The engine refuses only misuse or
          * a shutdown: nothing more can be learnt from this load. */

@@ -144,7 +144,6 @@ class pgbank_op(Structure):
         ("amount", c_int64),
         ("done", c_void_p),       # a DONE_FN, stored as its address
         ("user_data", c_void_p),
-        ("gate", POINTER(pgbank_gate)),
         ("key", c_char_p),
         ("result", pgbank_result),
         ("priv", _pgbank_op_priv),
@@ -234,7 +233,7 @@ def _packer(struct_type, fields):
 
 OP_IN, OP_IN_OFFSET = _packer(pgbank_op, [("kind", "i"), ("strategy", "i"), ("account", "q"),
                                           ("to_account", "q"), ("amount", "q"), ("done", "P"),
-                                          ("user_data", "P"), ("gate", "P"), ("key", "P")])
+                                          ("user_data", "P"), ("key", "P")])
 _RESULT_BASE = pgbank_op.result.offset
 RESULT, _r = _packer(pgbank_result, [("status", "i"), ("balance", "q"), ("to_balance", "q"),
                                      ("account", "q"), ("replayed", "i"), ("retries", "i")])

@@ -598,7 +598,7 @@ class Bank:
             self._grow()
         i = free.pop()
         C.OP_IN.pack_into(self._ops[i], C.OP_IN_OFFSET, kind, st, account, to_account, amount,
-                          self._c_done_addr, 0, 0,
+                          self._c_done_addr, 0,
                           ctypes.addressof(kbuf) if kbuf is not None else 0)
         # Everything the callback needs, and the key's buffer kept alive.
         self._ctx[i] = (target, index, kind, account, to_account, amount, st, key, kbuf)

@@ -86,7 +86,7 @@ def test_every_structure_matches_the_header_in_size_alignment_and_offsets(tmp_pa
 def test_the_op_struct_round_trips_through_the_packed_writer_and_reader() -> None:
     op = C.pgbank_op()
     C.OP_IN.pack_into(op, C.OP_IN_OFFSET, C.OP_TRANSFER, C.BATCH, -5, 1 << 62, 12345,
-                      0xdeadbeef, 0, 0, 0)
+                      0xdeadbeef, 0, 0)
     assert (op.kind, op.strategy, op.account, op.to_account, op.amount) == \
         (C.OP_TRANSFER, C.BATCH, -5, 1 << 62, 12345)
     assert op.done == 0xdeadbeef and op.key is None
