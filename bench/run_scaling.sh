@@ -20,6 +20,9 @@
 #               accounts, and atomic on one hot account
 #   zipf        atomic, 16 clients, 1M accounts, zipf, vs pgbench
 #   batch       batch, the targets' configurations (see BENCHMARKS.md)
+#   lanes       batch with the journal, 16 clients, vs pgbench: 10,000
+#               accounts with the default lanes and with --lanes 1, one hot
+#               account, 1M accounts by Zipf (run with --journal)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -108,5 +111,11 @@ if has batch; then
     for d in 1 4 16 64 256; do
         one batch --strategy batch --clients 16 --depth "$d" --accounts 10000
     done
+fi
+if has lanes; then
+    one lanes --strategy batch --clients 16 --accounts 10000 --vs-pgbench
+    one lanes --strategy batch --clients 16 --accounts 10000 --lanes 1 --vs-pgbench
+    one lanes --strategy batch --clients 16 --accounts 1 --vs-pgbench
+    one lanes --strategy batch --clients 16 --accounts 1000000 --distribution zipf --vs-pgbench
 fi
 python3 "$HERE/summarize.py" "$RESULTS"

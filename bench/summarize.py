@@ -53,12 +53,13 @@ def main(paths):
                 (failed if "error" in d else runs).append(d)
     sweeps = {}
     for d in runs:
-        key = (d["strategy"], d["clients"], d["depth"], d["accounts"], d["distribution"])
+        key = (d["strategy"], d["clients"], d["depth"], d["accounts"], d["distribution"],
+               d.get("lanes") if d["strategy"] == "batch" else None)
         sweeps.setdefault(d.get("sweep", "-"), {}).setdefault(key, []).append(d)
     for sweep, configs in sweeps.items():
         with_pgbench = any("pgbench" in d for ds in configs.values() for d in ds)
         print(f"\n### sweep: {sweep}\n")
-        head = ["strategy", "clients", "depth", "accounts", "dist", "runs", "pgbank ops/s (min–max)",
+        head = ["strategy", "clients", "depth", "accounts", "dist", "lanes", "runs", "pgbank ops/s (min–max)",
                 "p50 ms", "p99 ms", "p99.9 ms", "client CPU µs/op", "RSS MB", "ops/commit"]
         if with_pgbench:
             head += ["pgbench 1/commit ops/s", "p99 ms", "CPU µs/op",
@@ -67,8 +68,9 @@ def main(paths):
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
         for key, ds in configs.items():
-            strategy, clients, depth, accounts, dist = key
-            row = [strategy, str(clients), str(depth), f"{accounts:,}", dist, str(len(ds)),
+            strategy, clients, depth, accounts, dist, lanes = key
+            row = [strategy, str(clients), str(depth), f"{accounts:,}", dist,
+                   "-" if lanes is None else str(lanes), str(len(ds)),
                    fmt(med(d["ops_per_sec"] for d in ds)) + spread([d["ops_per_sec"] for d in ds]),
                    fmt(med(d["p50_ms"] for d in ds), 3),
                    fmt(med(d["p99_ms"] for d in ds), 3),
