@@ -153,6 +153,15 @@ int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
     return 0;
 }
 
+int cli_parsed(const cli *c)
+{
+    if (!c->parse_only)
+        return 0;
+    fprintf(stderr, "pgbank %s: command line accepted (PGBANK_PARSE_ONLY: nothing was "
+                    "sent)\n", c->command);
+    return CLI_DONE;
+}
+
 /* ------------------------------------------------------------------------
  * Numbers.
  * ------------------------------------------------------------------------ */
