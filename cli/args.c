@@ -137,6 +137,11 @@ int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
                 fputs(c->cmd->usage, stdout);
                 return CLI_DONE;
             }
+            /* Global, like --help: before or after the command. */
+            if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+                printf("pgbank %s\n", pgbank_version());
+                return CLI_DONE;
+            }
             int rc = cli_parse_global(c, argc, argv, &i);
             if (rc == 1)
                 continue;

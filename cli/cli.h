@@ -89,7 +89,7 @@ typedef struct cli_opt {
 /* Parses a command's arguments: its own options (`opts`, ended by a zeroed
  * entry; may be NULL), the global ones, and up to `maxpos` positional
  * arguments into pos[] (count in *npos).  "-h"/"--help" print the
- * command's usage.  Returns 0, CLI_DONE, or CLI_EXIT_USAGE after printing
+ * command's usage, "-V"/"--version" the version.  Returns 0, CLI_DONE, or CLI_EXIT_USAGE after printing
  * the problem. */
 int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
               char **pos, int maxpos, int *npos);

@@ -36,6 +36,9 @@ version_is_printed() {
     expect_out "pgbank 0.1.0"
     expect_exit 0 "$PGBANK" -V
     expect_out "pgbank 0.1.0"
+    # A global option: after the command too, as --help says.
+    expect_exit 0 "$PGBANK" withdraw 1 5 --version
+    expect_out "pgbank 0.1.0"
 }
 
 unknown_command_exits_2_with_usage() {
