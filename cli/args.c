@@ -137,6 +137,11 @@ int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
                 fputs(c->cmd->usage, stdout);
                 return CLI_DONE;
             }
+            /* Global, like --help: before or after the command. */
+            if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+                printf("pgbank %s\n", pgbank_version());
+                return CLI_DONE;
+            }
             int rc = cli_parse_global(c, argc, argv, &i);
             if (rc == 1)
                 continue;
@@ -151,6 +156,15 @@ int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
         pos[(*npos)++] = argv[i++];
     }
     return 0;
+}
+
+int cli_parsed(const cli *c)
+{
+    if (!c->parse_only)
+        return 0;
+    fprintf(stderr, "pgbank %s: command line accepted (PGBANK_PARSE_ONLY: nothing was "
+                    "sent)\n", c->command);
+    return CLI_DONE;
 }
 
 /* ------------------------------------------------------------------------

@@ -44,6 +44,9 @@ typedef struct cli {
     const struct cli_command *cmd;
     /* The connection string every message is scrubbed with (NULL: none). */
     const char *scrub;
+    /* $PGBANK_PARSE_ONLY (tests): commands stop once their command line is
+     * parsed and validated; see cli_parsed(). */
+    int parse_only;
 } cli;
 
 typedef struct cli_command {
@@ -86,10 +89,16 @@ typedef struct cli_opt {
 /* Parses a command's arguments: its own options (`opts`, ended by a zeroed
  * entry; may be NULL), the global ones, and up to `maxpos` positional
  * arguments into pos[] (count in *npos).  "-h"/"--help" print the
- * command's usage.  Returns 0, CLI_DONE, or CLI_EXIT_USAGE after printing
+ * command's usage, "-V"/"--version" the version.  Returns 0, CLI_DONE, or CLI_EXIT_USAGE after printing
  * the problem. */
 int cli_parse(cli *c, int argc, char **argv, const cli_opt *opts,
               char **pos, int maxpos, int *npos);
+
+/* Every command calls this once its options and arguments are parsed and
+ * validated, before it connects, starts a server or writes a file.  With
+ * $PGBANK_PARSE_ONLY set (c->parse_only) it says so on stderr and returns
+ * CLI_DONE: the command stops there and pgbank exits 0.  Otherwise 0. */
+int cli_parsed(const cli *c);
 
 /* Parses one global option at argv[*i] (advancing *i past a separate
  * value).  Returns 1 when it was one, 0 when not, CLI_EXIT_USAGE after a

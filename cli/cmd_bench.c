@@ -612,7 +612,7 @@ static int run_bench(cli *c, int argc, char **argv)
 {
     bench_settings set;
     int rc = parse_settings(c, argc, argv, &set);
-    if (rc)
+    if (rc || (rc = cli_parsed(c)) != 0)
         return rc;
     char gnuplot[CLI_PATH_MAX] = "";
     if (set.plot && (rc = cli_plot_check(c, set.plot, gnuplot, sizeof gnuplot)) != 0)

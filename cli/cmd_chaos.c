@@ -562,7 +562,7 @@ static int run_chaos(cli *c, int argc, char **argv)
 {
     chaos_settings set;
     int rc = parse_settings(c, argc, argv, &set);
-    if (rc)
+    if (rc || (rc = cli_parsed(c)) != 0)
         return rc;
     chaos ch;
     memset(&ch, 0, sizeof ch);

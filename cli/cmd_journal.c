@@ -228,6 +228,8 @@ static int run_history(cli *c, int argc, char **argv)
         return cli_usage_error(c, "invalid --limit '%s': a whole number "
                                "from 1 to %d, or 0 for every entry",
                                limit_arg, HISTORY_MAX_LIMIT);
+    if ((rc = cli_parsed(c)) != 0)
+        return rc;
     cli_db db;
     hist_rows rows;
     memset(&rows, 0, sizeof rows);
@@ -432,7 +434,7 @@ static void audit_table(int ok, const char *where,
 static int run_audit(cli *c, int argc, char **argv)
 {
     int npos, rc = cli_parse(c, argc, argv, NULL, NULL, 0, &npos);
-    if (rc)
+    if (rc || (rc = cli_parsed(c)) != 0)
         return rc;
     cli_db db;
     audit_problems p;

@@ -36,6 +36,8 @@ static int run_init(cli *c, int argc, char **argv)
     if (app_role && (!app_role[0] || strlen(app_role) > 63))
         return cli_usage_error(c, "invalid --app-role '%s': a role name of 1 to 63 bytes",
                                app_role);
+    if ((rc = cli_parsed(c)) != 0)
+        return rc;
     cli_db db;
     char err[1024];
     if ((rc = cli_db_resolve(c, &db, 0)) == 0) {
@@ -186,7 +188,7 @@ static int run_account(cli *c, int argc, char **argv)
     c->command = "account open";
     pgbank_op op;
     pgbank_op_init(&op, PGBANK_OP_OPEN);
-    if ((rc = cli_parse_balance(c, balance_arg, &op.amount)) != 0)
+    if ((rc = cli_parse_balance(c, balance_arg, &op.amount)) != 0 || (rc = cli_parsed(c)) != 0)
         return rc;
     return run_op(c, &op, print_opened);
 }
@@ -232,7 +234,7 @@ static int run_balance(cli *c, int argc, char **argv)
         return cli_usage_error(c, "missing ACCOUNT");
     pgbank_op op;
     pgbank_op_init(&op, PGBANK_OP_BALANCE);
-    if ((rc = cli_parse_account(c, pos[0], &op.account)) != 0)
+    if ((rc = cli_parse_account(c, pos[0], &op.account)) != 0 || (rc = cli_parsed(c)) != 0)
         return rc;
     return run_op(c, &op, print_balance);
 }
@@ -503,6 +505,8 @@ static int run_money(cli *c, int argc, char **argv, pgbank_op_kind kind)
 {
     pgbank_op op;
     int rc = parse_money(c, argc, argv, &op, kind);
+    if (rc == 0)
+        rc = cli_parsed(c);
     return rc ? rc : run_op(c, &op, print_money);
 }
 

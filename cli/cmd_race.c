@@ -347,7 +347,7 @@ static int run_race(cli *c, int argc, char **argv)
 {
     race_settings set;
     int rc = parse_settings(c, argc, argv, &set);
-    if (rc)
+    if (rc || (rc = cli_parsed(c)) != 0)
         return rc;
     /* --plot: gnuplot and the file are checked before anything runs. */
     char gnuplot[CLI_PATH_MAX] = "";

@@ -112,6 +112,8 @@ static int run_server(cli *c, int argc, char **argv)
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         if (strcmp(pos[0], actions[i].name) != 0)
             continue;
+        if ((rc = cli_parsed(c)) != 0)
+            return rc;
         if ((rc = cli_data_dir(c, dir, sizeof dir)) != 0)
             return rc;
         return actions[i].fn(c, dir);

@@ -21,8 +21,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A command that forgot cli_parsed() goes no further than this. */
+static int parse_only_guard(const cli *c)
+{
+    return cli_error(c, CLI_EXIT_FAILURE, "PGBANK_PARSE_ONLY is set, yet 'pgbank %s' went "
+                     "past its parsing without stopping (a bug)", c->command);
+}
+
 int cli_data_dir(const cli *c, char *buf, size_t len)
 {
+    if (c->parse_only)
+        return parse_only_guard(c);
     if (c->data_dir) {
         if (strlen(c->data_dir) >= len)
             return cli_error(c, CLI_EXIT_USAGE, "--data-dir is too long");
@@ -101,6 +110,8 @@ static int resolve_private_server(cli *c, cli_db *db, int auto_init)
 int cli_db_resolve(cli *c, cli_db *db, int auto_init)
 {
     memset(db, 0, sizeof *db);
+    if (c->parse_only)
+        return parse_only_guard(c);
     if (c->db)
         return resolve_url(c, db, c->db, "--db");
     const char *url = getenv("DATABASE_URL");

@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Every command, in the order `pgbank --help` lists them. */
@@ -77,6 +78,8 @@ static int run_help(cli *c, int argc, char **argv)
     if (rc)
         return rc == CLI_DONE ? CLI_EXIT_OK : rc;
     if (npos == 0) {
+        if (cli_parsed(c))
+            return CLI_EXIT_OK;
         cli_print_usage(stdout);
         return CLI_EXIT_OK;
     }
@@ -86,6 +89,8 @@ static int run_help(cli *c, int argc, char **argv)
                 pos[0]);
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_parsed(c)) != 0)
+        return CLI_EXIT_OK;
     fputs(cmd->usage, stdout);
     return CLI_EXIT_OK;
 }
@@ -138,6 +143,9 @@ int main(int argc, char **argv)
     cli c;
     memset(&c, 0, sizeof c);
     c.command = "";
+    /* For tests (man page, ENVIRONMENT): every command stops after parsing. */
+    const char *parse_only = getenv("PGBANK_PARSE_ONLY");
+    c.parse_only = parse_only && *parse_only && strcmp(parse_only, "0") != 0;
     int help = 0, i = argc;
     int rc = parse_leading_globals(&c, argc, argv, &help, &i);
     if (rc)

@@ -13,3 +13,10 @@ while(PGBANK_CLI_TESTS)
   pgbank_cli_test("${title}" ${script})
   set_tests_properties("${title}" PROPERTIES LABELS cli)
 endwhile()
+
+# Needs no database: every pgbank command line README.md, docs/*.md, the man
+# page and the --help texts show, run under PGBANK_PARSE_ONLY=1.
+set(title "every pgbank command line the docs, the man page and --help show is accepted")
+add_test(NAME "${title}" COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_doc_commands.sh
+                                 $<TARGET_FILE:pgbank>)
+set_tests_properties("${title}" PROPERTIES LABELS cli TIMEOUT 300)

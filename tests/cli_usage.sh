@@ -36,6 +36,9 @@ version_is_printed() {
     expect_out "pgbank 0.1.0"
     expect_exit 0 "$PGBANK" -V
     expect_out "pgbank 0.1.0"
+    # A global option: after the command too, as --help says.
+    expect_exit 0 "$PGBANK" withdraw 1 5 --version
+    expect_out "pgbank 0.1.0"
 }
 
 unknown_command_exits_2_with_usage() {
@@ -121,6 +124,37 @@ unknown_account_is_refused_with_exit_1() {
     expect_err_has "no such account 987654321"
 }
 
+# PGBANK_PARSE_ONLY=1: every command stops once its command line is parsed
+# and validated: exit 0 (or 2), no server started, nothing sent, no file.
+parse_only_runs_nothing() {
+    local cmd line none=$T/parse-only-data-dir
+    for cmd in $COMMANDS; do
+        case $cmd in
+        server) line="server start" ;;
+        init) line="init --app-role bank_app" ;;
+        account) line="account open --balance 5" ;;
+        balance | history) line="$cmd 1" ;;
+        withdraw | deposit) line="$cmd 1 5" ;;
+        transfer) line="transfer 1 2 5" ;;
+        race | bench) line="$cmd --plot $T/parse-only.png" ;;
+        audit | chaos | help) line=$cmd ;;
+        *) fail "no parse-only command line for '$cmd': add one here"; continue ;;
+        esac
+        # shellcheck disable=SC2086  # $line is words
+        expect_exit 0 env PGBANK_PARSE_ONLY=1 PGBANK_DATA_DIR="$none" "$PGBANK" $line
+        expect_err_has "command line accepted"
+        # shellcheck disable=SC2086
+        expect_exit 0 env PGBANK_PARSE_ONLY=1 "$PGBANK" --db "$NOWHERE" $line
+    done
+    [ ! -e "$none" ] || fail "PGBANK_PARSE_ONLY created $none"
+    [ ! -e "$T/parse-only.png" ] || fail "PGBANK_PARSE_ONLY wrote the plot"
+    expect_exit 2 env PGBANK_PARSE_ONLY=1 "$PGBANK" withdraw 1 0
+    expect_err_has "invalid amount '0'"
+    expect_exit 2 env PGBANK_PARSE_ONLY=1 "$PGBANK" race --runs 0
+    expect_exit 2 env PGBANK_PARSE_ONLY=1 "$PGBANK" bench --strategy yolo
+    expect_exit 2 env PGBANK_PARSE_ONLY=1 "$PGBANK" server reboot
+}
+
 scenario help_lists_commands_options_and_exit_codes
 scenario every_command_has_help_with_an_example
 scenario version_is_printed
@@ -130,4 +164,5 @@ scenario missing_and_extra_arguments_exit_2
 scenario invalid_amounts_exit_2_and_leave_the_balance_alone
 scenario invalid_input_is_refused_before_connecting
 scenario unknown_account_is_refused_with_exit_1
+scenario parse_only_runs_nothing
 finish
