@@ -563,7 +563,7 @@ static int measure(cli *c, lab_schema *s, const bench_settings *set, bench_run *
         return 0;
     }
     lab_pgb_settings ps = {set->clients, set->duration_ns, set->accounts, set->zipf, ZIPF_S,
-                           set->accounts * BENCH_BALANCE};
+                           set->accounts * BENCH_BALANCE, set->journal};
     lab_pgbench_run(s, &ps, pgb);
     return 0;
 }
@@ -719,7 +719,9 @@ const cli_command cli_cmd_bench = {
     "  --no-journal        drop pgbank's journal from the bench schema, so that\n"
     "                      pgbank runs the SQL pgbench's scripts run (every\n"
     "                      strategy, batch included); by default it is kept and\n"
-    "                      every withdrawal writes its row, as in a real bank.\n"
+    "                      every withdrawal writes its row, as in a real bank\n"
+    "                      (pgbench's scripts then run pgbank's journaled\n"
+    "                      withdrawal, one journal row each, like pgbank).\n"
     "                      --journal (the default) is accepted as before\n"
     "  --json              one object: strategy, clients, depth, accounts,\n"
     "                      journal, lanes, batches, ops_per_batch,\n"

@@ -47,7 +47,8 @@ static int write_text(const char *path, const char *text)
 /* The atomic strategy's statement, one per commit, and ten per commit in
  * one pipeline (ids not in lock order: concurrent transactions can
  * deadlock, which pgbench counts as failures). */
-static void script(int which, const lab_pgb_settings *set, char *out, size_t len)
+/* Returns 0, or -1 when the script does not fit in out. */
+static int script(int which, const lab_pgb_settings *set, char *out, size_t len)
 {
     char dist[96];
     if (set->zipf)
@@ -55,9 +56,23 @@ static void script(int which, const lab_pgb_settings *set, char *out, size_t len
                  set->zipf_s);
     else
         snprintf(dist, sizeof dist, "random(1, %lld)", (long long)set->accounts);
-    static const char update[] =
+    static const char plain[] =
         "UPDATE accounts SET balance = balance - 1 WHERE id = :id%d AND balance >= 1"
         " RETURNING balance;\n";
+    /* With the journal: pgbank's own journaled withdrawal (the atomic
+     * strategy's statement, src/sql.c), so that both sides write one
+     * journal row per withdrawal and chain it to the account's previous
+     * one; marked as pgbank's, so the external-change triggers skip it. */
+    static const char journaled[] =
+        "WITH u AS (UPDATE accounts SET balance = balance - 1,"
+        " jseq = nextval('pgbank_journal_seq'), jprev = jseq"
+        " WHERE id = :id%d AND balance >= 1"
+        " AND set_config('pgbank.own', 'on', true) = 'on'"
+        " RETURNING id, balance, jseq, jprev)"
+        " INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy)"
+        " SELECT jseq, id, jprev, 'withdraw', -1, balance, 'pgbench' FROM u"
+        " RETURNING balance_after;\n";
+    const char *update = set->journal ? journaled : plain;
     size_t o = 0;
     int n = per_tx[which];
     for (int i = 1; i <= n && o < len; i++)
@@ -67,7 +82,8 @@ static void script(int which, const lab_pgb_settings *set, char *out, size_t len
     for (int i = 1; i <= n && o < len; i++)
         o += (size_t)snprintf(out + o, len - o, update, i);
     if (which == LAB_PGB_TEN && o < len)
-        snprintf(out + o, len - o, "COMMIT;\n\\endpipeline\n");
+        o += (size_t)snprintf(out + o, len - o, "COMMIT;\n\\endpipeline\n");
+    return o < len ? 0 : -1;
 }
 
 static void version(lab_pgbench *p)
@@ -203,10 +219,13 @@ static void run_one(lab_schema *s, const lab_pgb_settings *set, lab_pgbench *p, 
 {
     lab_pgb_result *r = &p->res[which];
     const char *name = lab_pgb_names[which];
-    char text[4096], path[4200], out_path[4200], err_path[4200], prefix[4200];
+    char text[8192], path[4200], out_path[4200], err_path[4200], prefix[4200];
     char c_arg[16], t_arg[16], pf_arg[4300];
     r->commits = -1;
-    script(which, set, text, sizeof text);
+    if (script(which, set, text, sizeof text) != 0) {
+        snprintf(r->error, sizeof r->error, "the pgbench script is too long");
+        return;
+    }
     snprintf(path, sizeof path, "%s/%s.sql", p->dir, name);
     snprintf(out_path, sizeof out_path, "%s/%s.out", p->dir, name);
     snprintf(err_path, sizeof err_path, "%s/%s.err", p->dir, name);

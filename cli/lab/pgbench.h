@@ -39,6 +39,7 @@ typedef struct lab_pgb_settings {
     int zipf; /* random_zipfian(1, accounts, zipf_s), else random() */
     double zipf_s;
     int64_t opening_total; /* the accounts' opening balances, summed */
+    int journal; /* each withdrawal writes its journal row, as pgbank's atomic one does */
 } lab_pgb_settings;
 
 typedef struct lab_pgbench {
