@@ -1,8 +1,9 @@
 /*
  * schema_sql.c - installs pgbank's server-side code (the texts are in
  * schema_fn.c): renders a template for the schema at hand and runs it.
- * Placeholders: @S the schema, @ACC and @SEQ the accounts table and the
- * journal's sequence as string literals (for regclass arguments), @MAX the
+ * Placeholders: @S the schema, @ACC, @JOURNAL, @KEYS and @SEQ the accounts
+ * table, the journal, the keys and the journal's sequence as string
+ * literals (for regclass arguments), @MAX the
  * balance column's maximum, @CAP the batch cap, @O_<NAME> an outcome code
  * (sql.h); "@J{ ... @J}" is kept only where the journal exists, "@N{ ...
  * @N}" only where it does not.
@@ -66,6 +67,14 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
     }
     if (len == 11 && memcmp(name, "S_LIT_BATCH", 11) == 0) {
         snprintf(out, outlen, "%s", x->batch_lit);
+        return 1;
+    }
+    if (len == 7 && memcmp(name, "JOURNAL", 7) == 0) {
+        snprintf(out, outlen, "%s", x->journal_lit);
+        return 1;
+    }
+    if (len == 4 && memcmp(name, "KEYS", 4) == 0) {
+        snprintf(out, outlen, "%s", x->keys_lit);
         return 1;
     }
     if (len == 3 && memcmp(name, "SEQ", 3) == 0) {
@@ -190,7 +199,8 @@ int pgbank__init_functions(pgbank__init *x)
             pgbank__init_run_template(x, pgbank__journal_view) < 0 ||
             pgbank__init_run_template(x, "REVOKE ALL ON @S.pgbank_entries FROM PUBLIC") < 0)
             return -1;
-        for (int i = 0; pgbank__external_triggers[i]; i++)
+        /* A distributed table has no triggers (schema.c). */
+        for (int i = 0; !x->distributed && pgbank__external_triggers[i]; i++)
             if (pgbank__init_run_template(x, pgbank__external_triggers[i]) < 0)
                 return -1;
         if (pgbank__init_run_template(
@@ -211,6 +221,16 @@ int pgbank__init_functions(pgbank__init *x)
             continue;
         snprintf(sql, sizeof sql, "REVOKE ALL ON FUNCTION @S.%s FROM PUBLIC",
                  pgbank__app_functions[i]);
+        if (pgbank__init_run_template(x, sql) < 0)
+            return -1;
+    }
+    /* On Citus, a function that works on the accounts of one shard group
+     * runs on the worker that holds them: a call is sent there whole, by
+     * its routing argument, and commits there without two-phase commit. */
+    for (int i = 0; x->distributed && pgbank__routed_functions[i].signature; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT create_distributed_function('@S.%s', '%s', colocate_with := @ACC)",
+                 pgbank__routed_functions[i].signature, pgbank__routed_functions[i].route);
         if (pgbank__init_run_template(x, sql) < 0)
             return -1;
     }
