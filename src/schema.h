@@ -51,6 +51,7 @@ extern const char *const pgbank__trigger_names[];
 /* schema_fn.c: the server-side code's templates. */
 extern const char pgbank__fn_batch[];
 extern const char pgbank__fn_batch_one[];
+extern const char pgbank__fn_batch_route[]; /* Citus only */
 extern const char pgbank__fn_keyed[];
 extern const char pgbank__fn_external[];
 extern const char *const pgbank__external_triggers[]; /* NULL-terminated */

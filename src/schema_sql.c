@@ -6,7 +6,8 @@
  * literals (for regclass arguments), @MAX the
  * balance column's maximum, @CAP the batch cap, @O_<NAME> an outcome code
  * (sql.h); "@J{ ... @J}" is kept only where the journal exists, "@N{ ...
- * @N}" only where it does not.
+ * @N}" only where it does not, "@D{ ... @D}" only on Citus (distributed),
+ * "@L{ ... @L}" only elsewhere (these sections do not nest).
  */
 #include "schema.h"
 #include "sql.h"
@@ -103,7 +104,7 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
 static char *render(const pgbank__init *x, const char *t)
 {
     buf b = {0};
-    int skip = 0; /* inside @J{ ... @J} without a journal, or @N{ ... @N} with one */
+    int skip = 0; /* inside a section that is left out */
     while (*t) {
         const char *at = strchr(t, '@');
         if (!at) {
@@ -117,8 +118,12 @@ static char *render(const pgbank__init *x, const char *t)
         size_t len = 0;
         while ((name[len] >= 'A' && name[len] <= 'Z') || name[len] == '_')
             len++;
-        if (len == 1 && (name[0] == 'J' || name[0] == 'N') && (name[1] == '{' || name[1] == '}')) {
-            skip = name[1] == '{' && (name[0] == 'J' ? !x->journal : x->journal);
+        if (len == 1 && strchr("JNDL", name[0]) && (name[1] == '{' || name[1] == '}')) {
+            int keep = name[0] == 'J'   ? x->journal
+                       : name[0] == 'N' ? !x->journal
+                       : name[0] == 'D' ? x->distributed
+                                        : !x->distributed;
+            skip = name[1] == '{' && !keep;
             t = name + 2;
             continue;
         }
@@ -191,7 +196,8 @@ int pgbank__init_functions(pgbank__init *x)
     if (replace_old_batch(x, grantees, sizeof grantees) < 0)
         return -1;
     if (pgbank__init_run_template(x, pgbank__fn_batch) < 0 ||
-        pgbank__init_run_template(x, pgbank__fn_batch_one) < 0)
+        pgbank__init_run_template(x, pgbank__fn_batch_one) < 0 ||
+        (x->distributed && pgbank__init_run_template(x, pgbank__fn_batch_route) < 0))
         return -1;
     if (x->journal) {
         if (pgbank__init_run_template(x, pgbank__fn_keyed) < 0 ||

@@ -41,8 +41,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     /* balance type, id type, whether id has a default, the journal's shape
      * (0 none: the seed's table without init; 1 schema 5's chain, with the
      * keys' outcome codes; 2 an older one, which `pgbank init` upgrades),
-     * whether the batch functions exist, whether pgbank_keyed() does.  No
-     * row: the accounts table is missing. */
+     * whether the batch functions exist, whether pgbank_keyed() does,
+     * whether pgbank_batch_route() does (the schema is distributed over
+     * Citus: init made it).  No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
@@ -56,7 +57,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    " IS NOT NULL"
                    " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint)') IS NOT NULL,"
                    " to_regprocedure('pgbank_keyed(smallint,bigint,bigint,bigint,text)')"
-                   " IS NOT NULL"
+                   " IS NOT NULL,"
+                   " to_regprocedure('pgbank_batch_route(bigint,smallint[],bigint[],bigint[],"
+                   "bigint[])') IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -163,4 +166,17 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    "SELECT status, bal, to_bal, replayed FROM pgbank_keyed($1::smallint,"
                    " $2::bigint, $3::bigint, $4::bigint, $5::text)",
                    5, SQL_NEEDS_KEYED},
+    /* Citus: the hash value each shard of the accounts starts at, in
+     * order; an account's shard is the last one starting at or below
+     * hashint8(id) (pgbank__shard_of).  Sent only where
+     * pgbank_batch_route() exists: the catalog is Citus's. */
+    [SQL_SHARDS] = {"pgbank_shards",
+                    "SELECT shardminvalue FROM pg_dist_shard"
+                    " WHERE logicalrelid = to_regclass('accounts') ORDER BY shardminvalue::int",
+                    0, SQL_NEEDS_ROUTE},
+    /* $1 the routing account, then SQL_BATCH's four arrays */
+    [SQL_BATCH_ROUTE] = {"pgbank_batch_route",
+                         "SELECT status, bal, to_bal, accts, starts FROM pgbank_batch_route("
+                         "$1::bigint, $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[])",
+                         5, SQL_NEEDS_ROUTE},
 };
