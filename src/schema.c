@@ -755,19 +755,26 @@ static int load_body(pgbank__init *x, void *arg)
      * openings here, and the triggers that journal external changes are
      * off meanwhile (they would only skip them, after keeping a copy of
      * every row). */
+    /* (On Citus the table has no triggers, and its primary key stays:
+     * Citus loads the shards in parallel anyway.) */
     if (pgbank__init_run(x, "SELECT set_config('pgbank.own', 'on', true)", 0, NULL, NULL) < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts DISABLE TRIGGER USER") < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts DROP CONSTRAINT accounts_pkey") <
-            0 ||
+        (rc = detect_citus(x)) < 0)
+        return -1;
+    if ((!x->distributed &&
+         (pgbank__init_run_template(x, "ALTER TABLE @S.accounts DISABLE TRIGGER USER") < 0 ||
+          pgbank__init_run_template(x, "ALTER TABLE @S.accounts DROP CONSTRAINT accounts_pkey") <
+              0)) ||
         pgbank__init_exec(x,
                           "INSERT INTO @S.accounts (id, balance)"
                           " SELECT g, $1::bigint FROM generate_series(1, $2::bigint) g",
                           2, p, NULL) < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD PRIMARY KEY (id)") < 0 ||
+        (!x->distributed &&
+         pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD PRIMARY KEY (id)") < 0) ||
         pgbank__init_run(x, "SELECT setval(pg_get_serial_sequence($2, 'id'), $1::bigint)", 2,
                          p + 1, NULL) < 0 ||
         (x->journal && open_journal(x) < 0) ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts ENABLE TRIGGER USER") < 0)
+        (!x->distributed &&
+         pgbank__init_run_template(x, "ALTER TABLE @S.accounts ENABLE TRIGGER USER") < 0))
         return -1;
     return pgbank__init_run_template(x, "ANALYZE @S.accounts");
 }
