@@ -519,6 +519,11 @@ static int grant_app_role(pgbank__init *x, const char *role)
                  pgbank__app_functions[i], id);
         rc = pgbank__init_run_template(x, sql);
     }
+    if (rc == 0 && x->distributed) {
+        snprintf(sql, sizeof sql, "GRANT EXECUTE ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
+                                  " TO %s", id);
+        rc = pgbank__init_run_template(x, sql);
+    }
     PQfreemem(id);
     return rc;
 }

@@ -52,6 +52,8 @@ extern const char *const pgbank__trigger_names[];
 extern const char pgbank__fn_batch[];
 extern const char pgbank__fn_batch_one[];
 extern const char pgbank__fn_batch_route[]; /* Citus only */
+#define PGBANK__BATCH_ROUTE_SIGNATURE                                                              \
+    "pgbank_batch_route(bigint, smallint[], bigint[], bigint[], bigint[])"
 extern const char pgbank__fn_keyed[];
 extern const char pgbank__fn_external[];
 extern const char *const pgbank__external_triggers[]; /* NULL-terminated */

@@ -525,7 +525,7 @@ const char *const pgbank__app_functions[] = {
 
 const pgbank__routed_function pgbank__routed_functions[] = {
     {"pgbank_batch_one(smallint, bigint, bigint)", "p_id"},
-    {"pgbank_batch_route(bigint, smallint[], bigint[], bigint[], bigint[])", "p_route"},
+    {PGBANK__BATCH_ROUTE_SIGNATURE, "p_route"},
     {NULL, NULL},
 };
 

@@ -230,6 +230,10 @@ int pgbank__init_functions(pgbank__init *x)
         if (pgbank__init_run_template(x, sql) < 0)
             return -1;
     }
+    if (x->distributed &&
+        pgbank__init_run_template(x, "REVOKE ALL ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
+                                     " FROM PUBLIC") < 0)
+        return -1;
     /* On Citus, a function that works on the accounts of one shard group
      * runs on the worker that holds them: a call is sent there whole, by
      * its routing argument, and commits there without two-phase commit. */

@@ -125,6 +125,61 @@ static void the_engine_finds_each_accounts_shard(void)
     pgbank_engine_free(eng);
 }
 
+static const char *sqlstate_of(PGresult *r)
+{
+    const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return ss ? ss : "";
+}
+
+/* pgbank_batch_route() for a hostile caller: no right without a grant, and
+ * for its owner no account outside the routing account's shard, no NULL;
+ * a refusal changes nothing. */
+static void the_routed_batch_refuses_hostile_callers(void)
+{
+    PGresult *r = q("SELECT id, get_shard_id_for_distribution_column('" SCHEMA ".accounts', id)"
+                    " FROM " SCHEMA ".accounts ORDER BY id",
+                    0, NULL);
+    char a[24] = "", b[24] = "";
+    for (int i = 1; i < PQntuples(r) && !b[0]; i++)
+        if (strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, 0, 1)) != 0) {
+            snprintf(a, sizeof a, "%s", PQgetvalue(r, 0, 0));
+            snprintf(b, sizeof b, "%s", PQgetvalue(r, i, 0));
+        }
+    PQclear(r);
+    CHECK(b[0] != '\0');
+    r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
+    char before[32];
+    snprintf(before, sizeof before, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    char arr[64];
+    snprintf(arr, sizeof arr, "{%s,%s}", a, b);
+    const char *p[2] = {a, arr};
+    r = PQexecParams(pg, "SELECT * FROM " SCHEMA ".pgbank_batch_route($1::bigint, '{0,1}',"
+                         " $2::bigint[], '{NULL,NULL}', '{1,1}')",
+                     2, NULL, p, NULL, NULL, 0);
+    CHECK_STR(sqlstate_of(r), "22023");
+    PQclear(r);
+    r = PQexec(pg, "SELECT * FROM " SCHEMA ".pgbank_batch_route(NULL, '{0}', '{1}', '{NULL}',"
+                   " '{1}')");
+    CHECK_STR(sqlstate_of(r), "22023");
+    PQclear(r);
+    PQclear(q("DROP ROLE IF EXISTS pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("CREATE ROLE pgbank_test_citus_nobody LOGIN", 0, NULL));
+    PQclear(q("GRANT USAGE ON SCHEMA " SCHEMA " TO pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("SET ROLE pgbank_test_citus_nobody", 0, NULL));
+    r = PQexecParams(pg, "SELECT * FROM " SCHEMA ".pgbank_batch_route($1::bigint, '{0}',"
+                         " ARRAY[$1::bigint], '{NULL}', '{1}')",
+                     1, NULL, p, NULL, NULL, 0);
+    CHECK_STR(sqlstate_of(r), "42501");
+    PQclear(r);
+    PQclear(q("RESET ROLE", 0, NULL));
+    PQclear(q("REVOKE ALL ON SCHEMA " SCHEMA " FROM pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
+    r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
+    CHECK_STR(PQgetvalue(r, 0, 0), before);
+    PQclear(r);
+}
+
 typedef struct closed_loop {
     pgbank_engine *eng;
     pgbank_op ops[64];
@@ -263,6 +318,7 @@ int main(void)
     RUN(the_client_hashes_ids_as_citus_does);
     RUN(init_distributes_the_schema_and_runs_again);
     RUN(the_engine_finds_each_accounts_shard);
+    RUN(the_routed_batch_refuses_hostile_callers);
     RUN(batches_run_on_their_shards_and_the_money_adds_up);
     PQclear(q("DROP SCHEMA IF EXISTS " SCHEMA " CASCADE", 0, NULL));
     PQfinish(pg);
