@@ -26,9 +26,10 @@ static void init_warning(void *arg, const char *message)
 static int run_init(cli *c, int argc, char **argv)
 {
     const char *app_role = NULL;
-    int no_journal = 0;
+    int no_journal = 0, distributed = 0;
     const cli_opt opts[] = {{"app-role", &app_role, NULL},
                             {"no-journal", NULL, &no_journal},
+                            {"distributed", NULL, &distributed},
                             {NULL, NULL, NULL}};
     int npos, rc = cli_parse(c, argc, argv, opts, NULL, 0, &npos);
     if (rc)
@@ -45,6 +46,7 @@ static int run_init(cli *c, int argc, char **argv)
         pgbank_schema_options_init(&o);
         o.app_role = app_role;
         o.journal = !no_journal;
+        o.distributed = distributed;
         o.warn = init_warning;
         o.warn_arg = c;
         err[0] = '\0';
@@ -77,7 +79,7 @@ static int run_init(cli *c, int argc, char **argv)
 
 const cli_command cli_cmd_init = {
     "init", "create or upgrade the schema (idempotent)",
-    "Usage: pgbank init [--app-role NAME] [--no-journal]\n"
+    "Usage: pgbank init [--app-role NAME] [--no-journal] [--distributed]\n"
     "\n"
     "Creates pgbank's schema in the database, or upgrades an older one in\n"
     "place: the accounts table with CHECK (balance >= 0) (an existing table\n"
@@ -101,6 +103,12 @@ const cli_command cli_cmd_init = {
     "                   member of a privileged role, or may CREATE in the\n"
     "                   schema (docs/SECURITY.md).\n"
     "  --no-journal     no journal and no keys (benchmarks against plain SQL)\n"
+    "  --distributed    distribute the schema over a Citus cluster (refused\n"
+    "                   without Citus).  Without it this happens anyway on a\n"
+    "                   Citus coordinator: accounts by id, the journal and\n"
+    "                   the keys with their accounts (a key is then unique\n"
+    "                   per account), no triggers (changes made outside\n"
+    "                   pgbank are not journaled; docs/SCALING.md)\n"
     "  --json           {\"status\":\"ok\",\"schema_version\":N,\"database\":...}\n"
     "\n"
     "Exit codes: 0 ready; 3 the database refused (the message says why).\n"

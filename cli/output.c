@@ -182,9 +182,14 @@ static int is_connection_error(const pgbank_result *r)
     return pgbank__sqlstate_connection(r->sqlstate);
 }
 
+/* A table or function of pgbank's is missing: 42P01/42883 about one of
+ * its names.  (42883 also says "operator does not exist", which no init
+ * cures.) */
 static int is_missing_schema(const pgbank_result *r)
 {
-    return pgbank__sqlstate_missing_object(r->sqlstate);
+    return pgbank__sqlstate_missing_object(r->sqlstate) &&
+           strstr(r->message, "does not exist") && !strstr(r->message, "operator ") &&
+           (strstr(r->message, "accounts") || strstr(r->message, "pgbank_"));
 }
 
 /* The one-line explanation of a failed result, without "pgbank: ". */
@@ -199,6 +204,12 @@ static void describe_failure(const pgbank_result *r, char *out, size_t len)
              !strstr(r->message, "pgbank init"))
         snprintf(out, len, "database error: %s (SQLSTATE %s); run "
                  "'pgbank init' to create the schema", r->message,
+                 r->sqlstate);
+    else if (r->status == PGBANK_DB_ERROR &&
+             pgbank__sqlstate_is(r->sqlstate, PGBANK_SQLSTATE_FEATURE_NOT_SUPPORTED))
+        snprintf(out, len, "database error: %s (SQLSTATE %s): this database does not "
+                 "support what the strategy sends (a distributed one, say); use the "
+                 "atomic strategy, or batch (docs/SCALING.md)", r->message,
                  r->sqlstate);
     else if (r->status == PGBANK_DB_ERROR && r->sqlstate[0])
         snprintf(out, len, "database error: %s (SQLSTATE %s)", r->message,

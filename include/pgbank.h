@@ -461,6 +461,13 @@ typedef struct pgbank_schema_options {
      * schema, say); NULL: warnings are dropped. */
     void (*warn)(void *arg, const char *message);
     void *warn_arg;
+    /* 0 (the default): distribute the schema when the database is a Citus
+     * coordinator (the citus extension is installed), else create it as on
+     * one server.  1: distribute it, refused (PGBANK_ESCHEMA) without Citus.
+     * -1: never look for Citus.
+     * Distributed, accounts are spread by id, and the journal and the keys
+     * live with their accounts (docs/SCALING.md). */
+    int distributed;
 } pgbank_schema_options;
 
 /* Fills *o with the defaults (journal on, no application role). */

@@ -140,6 +140,78 @@ static const char history_sql[] =
     " FROM h JOIN @.pgbank_entries e ON e.seq = h.seq AND e.account = $1"
     " ORDER BY h.depth, e.part DESC LIMIT $2::int";
 
+/* On Citus, where a recursive CTE over a distributed table is refused, the
+ * chain is walked from here, one row per round trip: by (seq, account),
+ * routed to the account's shard; a batch's row, stored under the batch's
+ * first account, by its number alone (every shard looks it up in its
+ * primary key, which starts with seq).  Then the entries of the rows
+ * found, in chain order.  $1 account, $2 a row's number. */
+static const char chain_step_sql[] =
+    "SELECT CASE WHEN j.op = 'batch' THEN j.prevs[array_position(j.accounts, $1::bigint)]"
+    " ELSE j.prev END FROM @.pgbank_journal j WHERE j.seq = $2::bigint AND j.account = $1::bigint";
+static const char chain_step_batch_sql[] =
+    "SELECT j.prevs[array_position(j.accounts, $1::bigint)] FROM @.pgbank_journal j"
+    " WHERE j.seq = $2::bigint AND j.op = 'batch' AND $1::bigint = ANY (j.accounts)";
+/* $1 account, $2 the chain's numbers, newest first, $3 how many entries */
+static const char chain_entries_sql[] =
+    "SELECT e.seq, e.account, e.op, e.amount, e.balance_after, COALESCE(e.key, ''),"
+    "  COALESCE(e.strategy, ''),"
+    "  to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    "  COALESCE(e.db_role, ''), COALESCE(e.application, '')"
+    " FROM @.pgbank_entries e WHERE e.seq = ANY ($2::bigint[]) AND e.account = $1::bigint"
+    " ORDER BY array_position($2::bigint[], e.seq), e.part DESC LIMIT $3::int";
+
+/* The chain's numbers as an array literal ("{7,5,1}"), newest first; at
+ * most `limit` rows (0: all).  NULL on failure (err filled). */
+static char *walk_chain(reader *d, const char *account, int limit)
+{
+    size_t cap = 256, len = 1;
+    char *out = malloc(cap);
+    if (!out) {
+        pgbank__fail(0, d->err, d->errlen, "out of memory");
+        return NULL;
+    }
+    out[0] = '{';
+    const char *p[2] = {account, NULL};
+    PGresult *r = query_q(d, "SELECT jseq FROM @.accounts WHERE id = $1::bigint", 1, p);
+    char seq[24] = "";
+    if (r && PQntuples(r) && !PQgetisnull(r, 0, 0))
+        pgbank__strlcpy(seq, PQgetvalue(r, 0, 0), sizeof seq);
+    int ok = r != NULL;
+    PQclear(r);
+    for (int n = 0; ok && seq[0] && (limit <= 0 || n < limit); n++) {
+        if (len + sizeof seq + 2 > cap) {
+            char *bigger = realloc(out, cap *= 2);
+            if (!bigger) {
+                ok = 0;
+                pgbank__fail(0, d->err, d->errlen, "out of memory");
+                break;
+            }
+            out = bigger;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", n ? "," : "", seq);
+        p[1] = seq;
+        r = query_q(d, chain_step_sql, 2, p);
+        if (r && PQntuples(r) == 0) {
+            PQclear(r);
+            r = query_q(d, chain_step_batch_sql, 2, p);
+        }
+        ok = r != NULL;
+        if (ok && PQntuples(r) && !PQgetisnull(r, 0, 0))
+            pgbank__strlcpy(seq, PQgetvalue(r, 0, 0), sizeof seq);
+        else
+            seq[0] = '\0';
+        PQclear(r);
+    }
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
 PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
                                pgbank_history_fn fn, void *arg, char *err, size_t errlen)
 {
@@ -150,17 +222,27 @@ PGBANK__API int pgbank_history(const char *conninfo, int64_t account, int limit,
     snprintf(l, sizeof l, "%d", limit > 0 ? limit : 0);
     const char *p[2] = {a, limit > 0 ? l : NULL};
     PGresult *r = NULL;
-    if (rc == 0 && !(r = query_q(&d, "SELECT EXISTS (SELECT 1 FROM @.accounts WHERE id = $1)",
+    if (rc == 0 && !(r = query_q(&d,
+                                 "SELECT EXISTS (SELECT 1 FROM @.accounts WHERE id = $1),"
+                                 " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
                                  1, p)))
         rc = PGBANK_EDB;
     if (rc == 0 && PQgetvalue(r, 0, 0)[0] != 't') {
         rc = pgbank__fail(PGBANK_ENOTFOUND, err, errlen, "account %lld does not exist",
                           (long long)account);
     }
+    int citus = rc == 0 && PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     r = NULL;
-    if (rc == 0 && !(r = query_q(&d, history_sql, 2, p)))
+    if (rc == 0 && citus) {
+        char *chain = walk_chain(&d, a, limit);
+        const char *q[3] = {a, chain, p[1]};
+        if (!chain || !(r = query_q(&d, chain_entries_sql, 3, q)))
+            rc = PGBANK_EDB;
+        free(chain);
+    } else if (rc == 0 && !(r = query_q(&d, history_sql, 2, p))) {
         rc = PGBANK_EDB;
+    }
     for (int i = 0; r && i < PQntuples(r); i++) {
         pgbank_journal_entry e = {num(r, i, 0, NULL), num(r, i, 1, NULL), PQgetvalue(r, i, 2),
                                   num(r, i, 3, NULL), num(r, i, 4, NULL), PQgetvalue(r, i, 5),

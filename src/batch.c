@@ -90,8 +90,57 @@ int pgbank__is_batched(const pgbank_op *op)
             op->kind == PGBANK_OP_TRANSFER);
 }
 
+/* PostgreSQL's hash_uint32() (Bob Jenkins's lookup3, common/hashfn.c). */
+static uint32_t rot32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+int32_t pgbank__hash_int8(int64_t v)
+{
+    /* hashint8(): the high half folded into the low one, so that a value
+     * that fits in int4 hashes as hashint4 does. */
+    uint32_t lo = (uint32_t)(uint64_t)v, hi = (uint32_t)((uint64_t)v >> 32);
+    lo ^= v >= 0 ? hi : ~hi;
+    uint32_t a, b, c;
+    a = b = c = 0x9e3779b9u + (uint32_t)sizeof(uint32_t) + 3923095u;
+    a += lo;
+    c ^= b; c -= rot32(b, 14);
+    a ^= c; a -= rot32(c, 11);
+    b ^= a; b -= rot32(a, 25);
+    c ^= b; c -= rot32(b, 16);
+    a ^= c; a -= rot32(c, 4);
+    b ^= a; b -= rot32(a, 14);
+    c ^= b; c -= rot32(b, 24);
+    return (int32_t)c;
+}
+
+int pgbank__shard_of(const pgbank_engine *eng, int64_t account)
+{
+    if (eng->nshards == 0)
+        return 0;
+    int32_t h = pgbank__hash_int8(account);
+    int lo = 0, hi = eng->nshards - 1; /* the last shard starting at or below h */
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (eng->shard_min[mid] <= h)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Citus: a transfer between two shards (it cannot run on one worker). */
+static int spans_shards(const pgbank_engine *eng, const pgbank_op *op)
+{
+    return eng->nshards && op->kind == PGBANK_OP_TRANSFER &&
+           pgbank__shard_of(eng, op->account) != pgbank__shard_of(eng, op->to_account);
+}
+
 int pgbank__lane_of(const pgbank_engine *eng, int64_t account)
 {
+    /* Citus: a lane is a set of whole shards, so that every batch of one
+     * shard can be sent to the worker holding it (lane_send). */
+    if (eng->nshards)
+        return pgbank__shard_of(eng, account) % eng->nlanes;
     /* Fibonacci hashing: consecutive ids spread evenly over the lanes. */
     uint64_t h = (uint64_t)account * UINT64_C(0x9E3779B97F4A7C15);
     return (int)((h >> 32) % (uint64_t)eng->nlanes);
@@ -145,7 +194,8 @@ static pgbank_op *lane_pop(pgbank__lane *l, pgbank_engine *eng)
     return op;
 }
 
-void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op)
+/* Puts op in its lane(s). */
+static void enlane(pgbank_engine *eng, pgbank_op *op)
 {
     pgbank__op_private *p = OP(op);
     p->lane = pgbank__lane_of(eng, op->account);
@@ -158,6 +208,39 @@ void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op)
     lane_append(&eng->lanes[p->lane], eng, op);
     if (p->lane2 >= 0)
         lane_append(&eng->lanes[p->lane2], eng, op);
+}
+
+/* Lanes follow the shards on Citus, which the first probe tells: until
+ * then operations wait, in arrival order, outside the lanes. */
+static int lanes_known(const pgbank_engine *eng)
+{
+    return eng->probed && (!eng->route_fn || eng->shards_known);
+}
+
+static void enlane_waiting(pgbank_engine *eng)
+{
+    pgbank_op *op;
+    while ((op = eng->unlaned_head) != NULL) {
+        eng->unlaned_head = OP(op)->next;
+        if (!eng->unlaned_head)
+            eng->unlaned_tail = NULL;
+        OP(op)->next = NULL;
+        enlane(eng, op);
+    }
+}
+
+void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op)
+{
+    if (lanes_known(eng) && !eng->unlaned_head) {
+        enlane(eng, op);
+        return;
+    }
+    OP(op)->next = NULL;
+    if (eng->unlaned_tail)
+        OP(eng->unlaned_tail)->next = op;
+    else
+        eng->unlaned_head = op;
+    eng->unlaned_tail = op;
 }
 
 void pgbank__batch_requeue(pgbank_engine *eng, pgbank_op *op)
@@ -289,6 +372,20 @@ static char *array_header(char *p, int n, int hasnull, uint32_t elemtype)
     return put_be32(p, 1);
 }
 
+/* Citus: every account of b is in one shard, so pgbank_batch_route() can
+ * run it on that shard's worker. */
+static int routable(const pgbank_engine *eng, const pgbank__batch *b)
+{
+    if (!eng->nshards || !eng->route_fn)
+        return 0;
+    int shard = pgbank__shard_of(eng, b->head->account);
+    for (pgbank_op *op = b->head; op; op = OP(op)->next)
+        if (pgbank__shard_of(eng, op->account) != shard ||
+            (op->kind == PGBANK_OP_TRANSFER && pgbank__shard_of(eng, op->to_account) != shard))
+            return 0;
+    return 1;
+}
+
 #define INT2_OID 21u
 #define INT8_OID 20u
 
@@ -343,11 +440,23 @@ static int send_arrays(pgbank__conn *c, pgbank__batch *b)
         }
         len[a] = (int)(p - start);
     }
-    const char *shown[4] = {"", "", "", ""};
+    const char *shown[5] = {"", "", "", "", ""};
     if (echo)
-        text_arrays(b, p, shown);
+        text_arrays(b, p, shown + 1);
     b->mode = BATCH_ARRAYS;
-    return pgbank__conn_send_binary(c, SQL_BATCH, v, len, shown);
+    if (!routable(c->eng, b))
+        return pgbank__conn_send_binary(c, SQL_BATCH, v, len, shown + 1);
+    /* Citus: all on one shard, sent to its worker, routed by the first
+     * account (the arrays stay as built, after it). */
+    char route[8], route_text[24];
+    put_be64(route, (uint64_t)b->head->account);
+    const char *rv[5] = {route, v[0], v[1], v[2], v[3]};
+    int rlen[5] = {8, len[0], len[1], len[2], len[3]};
+    if (echo) {
+        snprintf(route_text, sizeof route_text, "%lld", (long long)b->head->account);
+        shown[0] = route_text;
+    }
+    return pgbank__conn_send_binary(c, SQL_BATCH_ROUTE, rv, rlen, shown);
 }
 
 /* Puts b in flight on its lane's connection.  Returns -1 when the
@@ -399,6 +508,35 @@ static int lane_unusable(pgbank_engine *eng, pgbank__lane *l)
     return 1;
 }
 
+/* Citus: the batch of the shard of l's first operation: that shard's
+ * operations, in order, up to the first keyed operation, crossing or
+ * transfer between shards (which must keep their places); operations of
+ * the lane's other shards are left in place for the next batches.  Each
+ * account is in one shard, so each still sees its operations in arrival
+ * order. */
+static void take_shard(pgbank_engine *eng, pgbank__lane *l, pgbank__batch *b)
+{
+    int shard = pgbank__shard_of(eng, l->head->account);
+    pgbank_op *prev = NULL, *op = l->head;
+    while (op && b->n < eng->opt.batch_max && !op->key && !crossing(op) &&
+           !spans_shards(eng, op)) {
+        pgbank_op *next = OP(op)->next; /* not a crossing: its one lane's link */
+        if (pgbank__shard_of(eng, op->account) != shard) {
+            prev = op;
+        } else {
+            if (prev)
+                OP(prev)->next = next;
+            else
+                l->head = next;
+            if (l->tail == op)
+                l->tail = prev;
+            OP(op)->next = NULL;
+            take(eng, b, op);
+        }
+        op = next;
+    }
+}
+
 /* What lane l can send now, if anything.  Returns -1 when its connection
  * broke (the caller fails it). */
 static int lane_send(pgbank_engine *eng, pgbank__lane *l)
@@ -436,8 +574,12 @@ static int lane_send(pgbank_engine *eng, pgbank__lane *l)
         int solo = head->key != NULL ||
                    (l->busy == 0 && head->kind != PGBANK_OP_TRANSFER &&
                     (lane_next(l, eng, head) == NULL));
-        if (solo) {
+        if (solo || spans_shards(eng, head)) {
+            /* (Citus: a transfer between two shards of one lane goes alone,
+             * as a distributed transaction, like a crossing.) */
             take(eng, b, lane_pop(l, eng));
+        } else if (eng->nshards) {
+            take_shard(eng, l, b);
         } else {
             while (l->head && b->n < eng->opt.batch_max && !l->head->key && !crossing(l->head))
                 take(eng, b, lane_pop(l, eng));
@@ -452,6 +594,8 @@ static int lane_send(pgbank_engine *eng, pgbank__lane *l)
 
 void pgbank__batch_dispatch(pgbank_engine *eng)
 {
+    if (eng->unlaned_head && lanes_known(eng))
+        enlane_waiting(eng);
     for (int i = 0; i < eng->nlanes; i++) {
         pgbank__lane *l = &eng->lanes[i];
         if (l->head && lane_send(eng, l) < 0)
@@ -463,6 +607,15 @@ void pgbank__batch_dispatch(pgbank_engine *eng)
 void pgbank__batch_fail_queued(pgbank_engine *eng, pgbank_status st, const char *sqlstate,
                                const char *msg)
 {
+    pgbank_op *w;
+    while ((w = eng->unlaned_head) != NULL) { /* never sent */
+        eng->unlaned_head = OP(w)->next;
+        if (!eng->unlaned_head)
+            eng->unlaned_tail = NULL;
+        OP(w)->next = NULL;
+        pgbank__op_set_message(eng, w, sqlstate, msg);
+        pgbank__engine_complete(eng, w, st);
+    }
     for (int i = 0; i < eng->nlanes; i++) {
         pgbank__lane *l = &eng->lanes[i];
         pgbank_op *op;

@@ -155,6 +155,7 @@ static void conn_start_probe(pgbank__conn *c)
         return;
     }
     c->state = CONN_PROBING;
+    c->shards_asked = 0;
     if (pgbank__conn_send(c, SQL_PROBE, NULL) < 0 || pgbank__conn_sync(c) < 0)
         conn_fail_pq(c);
 }
@@ -205,6 +206,30 @@ static int64_t type_max(const char *type)
     return 0;
 }
 
+/* Citus: the shards' starts, kept by the first connection that reads
+ * them (the lanes never change once operations are in them). */
+static void shards_result(pgbank__conn *c, PGresult *r)
+{
+    pgbank_engine *eng = c->eng;
+    int n = PQntuples(r);
+    if (eng->shards_known)
+        return;
+    if (n == 0) { /* the accounts are not distributed: lanes as on one server */
+        eng->shards_known = 1;
+        return;
+    }
+    int32_t *m = calloc((size_t)n, sizeof *m);
+    if (!m) {
+        setup_error(c, PGBANK_SQLSTATE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        m[i] = (int32_t)strtol(PQgetvalue(r, i, 0), NULL, 10);
+    eng->shard_min = m;
+    eng->nshards = n;
+    eng->shards_known = 1;
+}
+
 static void setup_result(pgbank__conn *c, PGresult *r)
 {
     ExecStatusType st = PQresultStatus(r);
@@ -218,6 +243,10 @@ static void setup_result(pgbank__conn *c, PGresult *r)
         return;
     pgbank_engine *eng = c->eng;
     char msg[256];
+    if (c->shards_asked) {
+        shards_result(c, r);
+        return;
+    }
     if (PQntuples(r) == 0) {
         setup_error(c, PGBANK_SQLSTATE_UNDEFINED_TABLE,
                     "table \"accounts\" does not exist (or lacks id/balance columns): "
@@ -246,6 +275,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->journal = PQgetvalue(r, 0, 3)[0] == '1';
     eng->batch_fn = PQgetvalue(r, 0, 4)[0] == 't';
     eng->keyed_fn = PQgetvalue(r, 0, 5)[0] == 't';
+    eng->route_fn = PQgetvalue(r, 0, 6)[0] == 't';
     eng->probed = 1;
 }
 
@@ -265,11 +295,19 @@ static int setup_synced(pgbank__conn *c)
             conn_all_down(eng, c->setup_state);
         return -2;
     }
+    if (c->state == CONN_PROBING && eng->route_fn && !eng->shards_known && !c->shards_asked) {
+        c->shards_asked = 1;
+        if (pgbank__conn_send(c, SQL_SHARDS, NULL) < 0)
+            return -1;
+        return pgbank__conn_sync(c);
+    }
     if (c->state == CONN_PROBING && !eng->opt.unnamed_statements) {
         c->state = CONN_PREPARING;
         for (int i = 0; i < SQL__COUNT; i++) {
             const pgbank__sql *s = &pgbank__sql_table[i];
-            if (i == SQL_PROBE || ((s->needs & SQL_NEEDS_JOURNAL) && !eng->journal) ||
+            if (i == SQL_PROBE || i == SQL_SHARDS ||
+                ((s->needs & SQL_NEEDS_ROUTE) && !eng->route_fn) ||
+                ((s->needs & SQL_NEEDS_JOURNAL) && !eng->journal) ||
                 ((s->needs & SQL_NEEDS_BATCH) && !eng->batch_fn) ||
                 ((s->needs & SQL_NEEDS_KEYED) && !eng->keyed_fn))
                 continue;
@@ -425,7 +463,7 @@ int pgbank__conn_send(pgbank__conn *c, pgbank__sql_id id, const char *const *val
     if (c->eng->opt.echo)
         conn_echo(c, s, values);
     int ok;
-    if (c->eng->opt.unnamed_statements || id == SQL_PROBE)
+    if (c->eng->opt.unnamed_statements || id == SQL_PROBE || id == SQL_SHARDS)
         ok = PQsendQueryParams(c->pg, s->text, s->nparams, NULL, values, NULL, NULL, 0);
     else
         ok = PQsendQueryPrepared(c->pg, s->name, s->nparams, values, NULL, NULL, 0);

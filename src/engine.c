@@ -472,6 +472,7 @@ PGBANK__API void pgbank_engine_free(pgbank_engine *eng)
     if (eng->on_timer)
         eng->on_timer(eng->loop_arg, -1);
     pgbank__batch_teardown(eng);
+    free(eng->shard_min);
     pgbank__scrubber_free(eng->scrub);
     free(eng->conns);
     free(eng->pollfds);

@@ -68,6 +68,7 @@ struct pgbank__conn {
     int in_cmd;     /* a command's results are being read (a NULL ends them) */
     int after_sync; /* the last result was a Sync (libpq may add a NULL) */
     int setup_failed;
+    int shards_asked; /* SQL_SHARDS sent during the setup */
     char setup_state[6];
     char setup_msg[256];
     int64_t deadline_ns; /* connect timeout, or reopen time when broken */
@@ -121,6 +122,15 @@ struct pgbank_engine {
     int journal;  /* pgbank_journal and pgbank_keys exist */
     int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
     int keyed_fn; /* pgbank_keyed() exists */
+    int route_fn; /* pgbank_batch_route() exists: Citus, lanes follow the shards */
+    /* Citus: where each shard of the accounts starts (hash values, in
+     * order), read once, by the first connection that probes; batched
+     * operations wait in `unlaned` until it is known (their lane depends
+     * on it, and must never change). */
+    int32_t *shard_min;
+    int nshards;
+    int shards_known;
+    pgbank_op *unlaned_head, *unlaned_tail;
     int schema_error; /* the last connection failed on the schema, not the network */
     int all_down;     /* no connection is left: engine_after fails what waits */
     char down_state[6];
@@ -267,6 +277,11 @@ int pgbank__is_batched(const pgbank_op *op);
 /* The lane that owns an account: the one seam between the batch strategy
  * and how accounts are spread (here a hash of the id). */
 int pgbank__lane_of(const pgbank_engine *eng, int64_t account);
+/* PostgreSQL's hashint8(): the hash Citus places a bigint id by. */
+int32_t pgbank__hash_int8(int64_t v);
+/* Citus: the index of the accounts' shard holding `account` (0 when the
+ * shards are not known). */
+int pgbank__shard_of(const pgbank_engine *eng, int64_t account);
 /* An accepted batched operation joins its lane's queue (a transfer between
  * two lanes joins both). */
 void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op);

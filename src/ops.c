@@ -92,6 +92,7 @@ static int send_key_set(pgbank__conn *c, const pgbank_op *op, int outcome, int64
         num(&p, 3, to_bal);
     else
         p.v[3] = NULL;
+    num(&p, 4, op->account);
     return pgbank__conn_send(c, SQL_KEY_SET, p.v);
 }
 
@@ -225,6 +226,7 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
         break;
     case ST_KEY_READ:
         p.v[0] = op->key;
+        num(&p, 1, op->account);
         rc = pgbank__conn_send(c, SQL_KEY_READ, p.v);
         break;
     case ST_READ:
@@ -233,10 +235,14 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
             rc = pgbank__conn_send(c, begin_for(op), NULL);
         num(&p, 0, op->account);
         num(&p, 1, op->to_account);
-        if (rc == 0 && op->kind == PGBANK_OP_TRANSFER)
-            rc = pgbank__conn_send(c, op->strategy == PGBANK_FOR_UPDATE ? SQL_SELECT_PAIR_FOR_UPDATE
-                                                                         : SQL_SELECT_PAIR,
-                                   p.v);
+        if (rc == 0 && op->kind == PGBANK_OP_TRANSFER && op->strategy == PGBANK_FOR_UPDATE) {
+            /* one row at a time, in id order (sql.c) */
+            int lo = op->account < op->to_account ? 0 : 1;
+            rc = pgbank__conn_send(c, SQL_SELECT_ROW_FOR_UPDATE, p.v + lo);
+            if (rc == 0)
+                rc = pgbank__conn_send(c, SQL_SELECT_ROW_FOR_UPDATE, p.v + (1 - lo));
+        } else if (rc == 0 && op->kind == PGBANK_OP_TRANSFER)
+            rc = pgbank__conn_send(c, SQL_SELECT_PAIR, p.v);
         else if (rc == 0)
             rc = pgbank__conn_send(
                 c, op->strategy == PGBANK_FOR_UPDATE ? SQL_SELECT_FOR_UPDATE : SQL_SELECT_BALANCE,

@@ -110,7 +110,9 @@ static int find_schema(pgbank__init *x)
                          " quote_literal(quote_ident($1) || '.accounts'),"
                          " quote_literal(quote_ident($1) || '.pgbank_journal_seq'),"
                          " quote_literal(quote_ident($1) || '.pgbank_batch(smallint[], bigint[],"
-                         " bigint[], bigint[])')",
+                         " bigint[], bigint[])'),"
+                         " quote_literal(quote_ident($1) || '.pgbank_journal'),"
+                         " quote_literal(quote_ident($1) || '.pgbank_keys')",
                          1, p, &r) < 0)
         return -1;
     pgbank__strlcpy(x->schema, PQgetvalue(r, 0, 0), sizeof x->schema);
@@ -119,6 +121,8 @@ static int find_schema(pgbank__init *x)
     pgbank__strlcpy(x->accounts_lit, PQgetvalue(r, 0, 3), sizeof x->accounts_lit);
     pgbank__strlcpy(x->seq_lit, PQgetvalue(r, 0, 4), sizeof x->seq_lit);
     pgbank__strlcpy(x->batch_lit, PQgetvalue(r, 0, 5), sizeof x->batch_lit);
+    pgbank__strlcpy(x->journal_lit, PQgetvalue(r, 0, 6), sizeof x->journal_lit);
+    pgbank__strlcpy(x->keys_lit, PQgetvalue(r, 0, 7), sizeof x->keys_lit);
     PQclear(r);
     if (!may_create)
         return pgbank__fail(-2, x->err, x->errlen,
@@ -281,6 +285,15 @@ static int open_journal(pgbank__init *x)
 static int upgrade_journal(pgbank__init *x)
 {
     char v[16];
+    /* Already schema 5's shape: nothing to alter (and Citus refuses some
+     * of the ALTERs below on a distributed table, even as no-ops). */
+    if (ask_rel(x,
+                "SELECT count(*) = 2 FROM pg_attribute WHERE attname IN ('prev', 'afters')"
+                " AND NOT attisdropped AND attrelid = to_regclass($1)",
+                "pgbank_journal", v, sizeof v) < 0)
+        return -1;
+    if (v[0] == 't')
+        return 0;
     if (pgbank__init_run_template(x, "ALTER TABLE @S.pgbank_journal"
                                      " ADD COLUMN IF NOT EXISTS db_role text,"
                                      " ADD COLUMN IF NOT EXISTS application text,"
@@ -369,7 +382,12 @@ static int init_journal(pgbank__init *x)
         return -1;
     /* A batch's arrays are stored as they are, out of line: compressing
      * them costs the batch more time than the disk it saves. */
-    if (pgbank__init_run_template(
+    if (ask_rel(x,
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'afters'"
+                " AND attstorage <> 'e' AND attrelid = to_regclass($1))",
+                "pgbank_journal", v, sizeof v) < 0)
+        return -1;
+    if (v[0] == 't' && pgbank__init_run_template(
             x, "ALTER TABLE @S.pgbank_journal ALTER COLUMN kinds SET STORAGE EXTERNAL,"
                " ALTER COLUMN ids SET STORAGE EXTERNAL, ALTER COLUMN to_ids SET STORAGE EXTERNAL,"
                " ALTER COLUMN amounts SET STORAGE EXTERNAL,"
@@ -501,8 +519,101 @@ static int grant_app_role(pgbank__init *x, const char *role)
                  pgbank__app_functions[i], id);
         rc = pgbank__init_run_template(x, sql);
     }
+    if (rc == 0 && x->distributed) {
+        snprintf(sql, sizeof sql, "GRANT EXECUTE ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
+                                  " TO %s", id);
+        rc = pgbank__init_run_template(x, sql);
+    }
     PQfreemem(id);
     return rc;
+}
+
+/* --- Citus ------------------------------------------------------------------ */
+
+const char *const pgbank__trigger_names[] = {"pgbank_external_update", "pgbank_external_insert",
+                                             "pgbank_external_delete",
+                                             "pgbank_external_truncate", NULL};
+
+/* Is this a Citus coordinator, and should the schema be distributed?  Its
+ * DDL then runs in sequential mode: a transaction that has already used
+ * parallel connections to the workers cannot create or alter a
+ * distributed function or table (which is what a second init does). */
+static int detect_citus(pgbank__init *x)
+{
+    char v[8];
+    if (ask(x, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')", 0, NULL, v,
+            sizeof v) < 0)
+        return -1;
+    x->distributed = v[0] == 't';
+    if (!x->distributed && x->opt->distributed == 1)
+        return pgbank__fail(-2, x->err, x->errlen,
+                            "--distributed needs Citus: the extension citus is not installed in "
+                            "this database (CREATE EXTENSION citus, and add the workers)");
+    if (x->distributed &&
+        pgbank__init_run(x, "SET LOCAL citus.multi_shard_modify_mode = sequential", 0, NULL,
+                         NULL) < 0)
+        return -1;
+    return 0;
+}
+
+/* Distributes pgbank's tables the first time init meets them on Citus:
+ * accounts by id; the journal and the keys by account, co-located with
+ * the accounts, so that everything one account's operation touches is on
+ * one shard.  Citus wants the distribution column in every unique key:
+ * the journal's becomes (seq, account) (seq first: a batch's row is found
+ * by its number) and the keys' (key, account), so a key is unique per
+ * account.  The journal numbers come from a sequence Citus gives each
+ * node a range of (a column default, not an identity column), so a number
+ * drawn on a worker (a routed function) never meets one drawn elsewhere;
+ * numbers are then unique but not in time order across nodes, which the
+ * chain does not need.  Triggers are not allowed on distributed tables:
+ * changes made outside pgbank are not journaled there (the audit reports
+ * them as mismatches).  pgbank_meta stays on the coordinator. */
+static int distribute_tables(pgbank__init *x)
+{
+    char v[8];
+    if (ask_template(x,
+                     "SELECT EXISTS (SELECT 1 FROM pg_dist_partition"
+                     " WHERE logicalrelid = to_regclass(@ACC))",
+                     v, sizeof v) < 0)
+        return -1;
+    if (v[0] == 't')
+        return 0;
+    char sql[300];
+    for (int i = 0; pgbank__trigger_names[i]; i++) {
+        snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS %s ON @S.accounts",
+                 pgbank__trigger_names[i]);
+        if (pgbank__init_run_template(x, sql) < 0)
+            return -1;
+    }
+    if (pgbank__init_run_template(x, "SELECT create_distributed_table(@ACC, 'id')") < 0 ||
+        pgbank__init_run_template(x, "SELECT truncate_local_data_after_distributing_table(@ACC)") <
+            0)
+        return -1;
+    if (!x->journal)
+        return 0;
+    static const char *const journal[] = {
+        "ALTER TABLE @S.pgbank_journal DROP CONSTRAINT pgbank_journal_pkey,"
+        " ADD CONSTRAINT pgbank_journal_pkey PRIMARY KEY (seq, account)",
+        "ALTER TABLE @S.pgbank_journal ALTER COLUMN seq DROP IDENTITY IF EXISTS",
+        "CREATE SEQUENCE IF NOT EXISTS @S.pgbank_journal_seq AS bigint"
+        " OWNED BY @S.pgbank_journal.seq",
+        "SELECT setval(@SEQ, GREATEST(COALESCE(max(seq), 0), 1), max(seq) IS NOT NULL)"
+        " FROM @S.pgbank_journal",
+        "ALTER TABLE @S.pgbank_journal ALTER COLUMN seq SET DEFAULT nextval(@SEQ)",
+        "ALTER TABLE @S.pgbank_keys DROP CONSTRAINT pgbank_keys_pkey,"
+        " ADD CONSTRAINT pgbank_keys_pkey PRIMARY KEY (key, account)",
+        "SELECT create_distributed_table(@JOURNAL, 'account', colocate_with := @ACC)",
+        "SELECT truncate_local_data_after_distributing_table(@JOURNAL)",
+        "SELECT create_distributed_table(@KEYS, 'account', colocate_with := @ACC)",
+        "SELECT truncate_local_data_after_distributing_table(@KEYS)",
+        "REVOKE ALL ON @S.pgbank_journal, @S.pgbank_keys, @S.pgbank_meta FROM PUBLIC",
+        NULL,
+    };
+    for (int i = 0; journal[i]; i++)
+        if (pgbank__init_run_template(x, journal[i]) < 0)
+            return -1;
+    return 0;
 }
 
 static int init_tx(pgbank__init *x)
@@ -515,11 +626,14 @@ static int init_tx(pgbank__init *x)
      * pgbank's, not external changes. */
     if (pgbank__init_run(x, "SELECT set_config('pgbank.own', 'on', true)", 0, NULL, NULL) < 0)
         return -1;
+    if (x->opt->distributed >= 0 && (rc = detect_citus(x)) < 0)
+        return rc;
     if (pgbank__init_run_template(x, "CREATE TABLE IF NOT EXISTS @S.pgbank_meta ("
                                      " key text PRIMARY KEY,"
                                      " value text NOT NULL)") < 0)
         return -1;
     if ((rc = init_accounts(x)) < 0 || (rc = init_journal(x)) < 0 ||
+        (x->distributed && (rc = distribute_tables(x)) < 0) ||
         (rc = pgbank__init_functions(x)) < 0)
         return rc;
     if (x->opt->app_role && (rc = grant_app_role(x, x->opt->app_role)) < 0)
@@ -646,19 +760,26 @@ static int load_body(pgbank__init *x, void *arg)
      * openings here, and the triggers that journal external changes are
      * off meanwhile (they would only skip them, after keeping a copy of
      * every row). */
+    /* (On Citus the table has no triggers, and its primary key stays:
+     * Citus loads the shards in parallel anyway.) */
     if (pgbank__init_run(x, "SELECT set_config('pgbank.own', 'on', true)", 0, NULL, NULL) < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts DISABLE TRIGGER USER") < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts DROP CONSTRAINT accounts_pkey") <
-            0 ||
+        (rc = detect_citus(x)) < 0)
+        return -1;
+    if ((!x->distributed &&
+         (pgbank__init_run_template(x, "ALTER TABLE @S.accounts DISABLE TRIGGER USER") < 0 ||
+          pgbank__init_run_template(x, "ALTER TABLE @S.accounts DROP CONSTRAINT accounts_pkey") <
+              0)) ||
         pgbank__init_exec(x,
                           "INSERT INTO @S.accounts (id, balance)"
                           " SELECT g, $1::bigint FROM generate_series(1, $2::bigint) g",
                           2, p, NULL) < 0 ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD PRIMARY KEY (id)") < 0 ||
+        (!x->distributed &&
+         pgbank__init_run_template(x, "ALTER TABLE @S.accounts ADD PRIMARY KEY (id)") < 0) ||
         pgbank__init_run(x, "SELECT setval(pg_get_serial_sequence($2, 'id'), $1::bigint)", 2,
                          p + 1, NULL) < 0 ||
         (x->journal && open_journal(x) < 0) ||
-        pgbank__init_run_template(x, "ALTER TABLE @S.accounts ENABLE TRIGGER USER") < 0)
+        (!x->distributed &&
+         pgbank__init_run_template(x, "ALTER TABLE @S.accounts ENABLE TRIGGER USER") < 0))
         return -1;
     return pgbank__init_run_template(x, "ANALYZE @S.accounts");
 }

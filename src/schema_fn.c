@@ -89,8 +89,9 @@ const char pgbank__fn_batch[] =
     " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
     "DECLARE\n"
     "  n int; fast boolean; bad boolean; jrow bigint; prevs bigint[]; afters bigint[];\n"
-    "  acc bigint[]; cur bigint[]; orig bigint[]; ai int[]; ti int[];\n"
-    "  i int; a int; t int; amt bigint; k smallint;\n"
+    "  acc bigint[]; cur bigint[]; orig bigint[]; ai int[]; ti int[]; allids bigint[];\n"
+    "  i int; a int; t int; amt bigint; k smallint; v bigint; b bigint;\n"
+    "  jk smallint[]; ja bigint[]; jt bigint[]; jm bigint[];\n"
     "BEGIN\n"
     "  IF kinds IS NULL OR ids IS NULL OR to_ids IS NULL OR amounts IS NULL THEN\n"
     "    RAISE EXCEPTION 'pgbank_batch: no argument may be NULL'\n"
@@ -116,6 +117,11 @@ const char pgbank__fn_batch[] =
     "  END IF;\n"
     "  " OWN
     "@J{  jrow := nextval(@SEQ);\n@J}"
+    /* Every account of the batch, in id order, as a value: the row
+     * filters below name it (x.id = ANY (allids)), so that a distributed
+     * database reaches only the shards that hold them. */
+    "  allids := ARRAY(SELECT DISTINCT u.id FROM unnest(ids || to_ids) u(id)"
+    " WHERE u.id IS NOT NULL ORDER BY u.id);\n"
     "  BEGIN\n"
     /* One pass over the operations: each account's sum, its debits and
      * credits, and whether an operation is not one pgbank can run (then
@@ -133,7 +139,7 @@ const char pgbank__fn_batch[] =
     "    u AS (UPDATE @S.accounts x SET balance = x.balance + g.net::bigint"
     "@J{, jseq = jrow, jprev = x.jseq@J}\n"
     "          FROM g WHERE NOT (SELECT bool_or(g3.bad) FROM g g3)"
-    " AND x.id = ANY (ARRAY(SELECT g2.id FROM g g2)) AND x.id = g.id\n"
+    " AND x.id = ANY (allids) AND x.id = g.id\n"
     "           AND x.balance - g.debits >= 0 AND x.balance + g.credits <= @MAX\n"
     "          RETURNING x.id, x.balance AS after, x.balance - g.net::bigint AS before"
     "@J{, x.jprev@J})\n"
@@ -162,11 +168,21 @@ const char pgbank__fn_batch[] =
     "  IF bad IS NULL THEN\n"
     REFUSE_BAD_OPERATION
     "  END IF;\n"
+    "@L{"
     "  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),"
     "         coalesce(array_agg(s.balance ORDER BY s.id), '{}') INTO acc, cur\n"
     "    FROM (SELECT x.id, x.balance FROM @S.accounts x"
-    " WHERE x.id = ANY (ARRAY(SELECT DISTINCT u.id FROM unnest(ids || to_ids) u(id)))"
-    " ORDER BY x.id FOR UPDATE) s;\n"
+    " WHERE x.id = ANY (allids) ORDER BY x.id FOR UPDATE) s;\n"
+    "@L}"
+    /* Citus refuses a FOR UPDATE that spans shards: one row at a time,
+     * in the same id order. */
+    "@D{"
+    "  acc := '{}'; cur := '{}';\n"
+    "  FOREACH v IN ARRAY allids LOOP\n"
+    "    SELECT x.balance INTO b FROM @S.accounts x WHERE x.id = v FOR UPDATE;\n"
+    "    IF FOUND THEN acc := acc || v; cur := cur || b; END IF;\n"
+    "  END LOOP;\n"
+    "@D}"
     "  SELECT array_agg(p.pos::int ORDER BY o.ord), array_agg(q.pos::int ORDER BY o.ord)"
     "    INTO ai, ti\n"
     "    FROM unnest(ids, to_ids) WITH ORDINALITY o(id, to_id, ord)\n"
@@ -205,18 +221,18 @@ const char pgbank__fn_batch[] =
     " WHERE v0.st = @O_OK AND v.id IS NOT NULL),\n"
     "  f AS (SELECT c.id, l.b FROM c JOIN unnest(acc, cur) l(id, b) ON l.id = c.id),\n"
     "  u AS (UPDATE @S.accounts x SET balance = f.b@J{, jseq = jrow, jprev = x.jseq@J}"
-    " FROM f WHERE x.id = f.id RETURNING x.id, x.balance@J{, x.jprev@J})\n"
+    " FROM f WHERE x.id = ANY (allids) AND x.id = f.id RETURNING x.id, x.balance@J{, x.jprev@J})\n"
     "  SELECT array_agg(u.id ORDER BY u.id)@J{, array_agg(u.jprev ORDER BY u.id),"
     " array_agg(u.balance ORDER BY u.id)@J} INTO acc@J{, prevs, afters@J} FROM u;\n"
     "@J{"
     "  IF acc IS NOT NULL THEN\n"
-    "    INSERT INTO @S.pgbank_journal (seq, account, op, strategy, kinds, ids, to_ids,"
-    " amounts, accounts, prevs, afters)\n"
-    "    SELECT jrow, acc[1], 'batch', 'batch', array_agg(v.k ORDER BY v.o),"
-    " array_agg(v.a ORDER BY v.o),"
-    " array_agg(v.t ORDER BY v.o), array_agg(v.m ORDER BY v.o), acc, prevs, afters\n"
+    "    SELECT array_agg(v.k ORDER BY v.o), array_agg(v.a ORDER BY v.o),"
+    " array_agg(v.t ORDER BY v.o), array_agg(v.m ORDER BY v.o) INTO jk, ja, jt, jm\n"
     "      FROM unnest(kinds, ids, to_ids, amounts, status) WITH ORDINALITY v(k, a, t, m, st, o)"
     " WHERE v.st = @O_OK;\n"
+    "    INSERT INTO @S.pgbank_journal (seq, account, op, strategy, kinds, ids, to_ids,"
+    " amounts, accounts, prevs, afters)\n"
+    "    VALUES (jrow, acc[1], 'batch', 'batch', jk, ja, jt, jm, acc, prevs, afters);\n"
     "  END IF;\n"
     "@J}"
     "  IF NOT " MAY_READ " THEN\n"
@@ -227,14 +243,53 @@ const char pgbank__fn_batch[] =
     "END\n"
     "$f$";
 
+/* Citus: a batch sent to the worker that holds its accounts.  The call is
+ * distributed by p_route (schema_sql.c), so Citus runs it whole on the
+ * worker holding p_route's shard, where it commits without two-phase
+ * commit.  Every account of the batch must be in p_route's shard (the
+ * client groups its batches by shard, batch.c); a batch that is not is
+ * refused, changing nothing, so a caller cannot make the worker reach
+ * beyond its own shard.  Then it is pgbank_batch(). */
+const char pgbank__fn_batch_route[] =
+    "CREATE OR REPLACE FUNCTION @S.pgbank_batch_route(p_route bigint, kinds smallint[],"
+    " ids bigint[], to_ids bigint[], amounts bigint[],"
+    " OUT status smallint[], OUT bal bigint[], OUT to_bal bigint[],"
+    " OUT accts bigint[], OUT starts bigint[])\n"
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE shard bigint; r record;\n"
+    "BEGIN\n"
+    "  IF p_route IS NULL OR ids IS NULL OR to_ids IS NULL THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch_route: no argument may be NULL'\n"
+    "      USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  IF cardinality(ids) > @CAP OR cardinality(to_ids) > @CAP THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch_route: at most @CAP operations per call'\n"
+    "      USING ERRCODE = 'program_limit_exceeded';\n"
+    "  END IF;\n"
+    "  shard := get_shard_id_for_distribution_column(@ACC, p_route);\n"
+    "  IF EXISTS (SELECT 1 FROM unnest(ids || to_ids) u(id) WHERE u.id IS NOT NULL"
+    " AND get_shard_id_for_distribution_column(@ACC, u.id) <> shard) THEN\n"
+    "    RAISE EXCEPTION 'pgbank_batch_route: every account of the batch must be in the shard"
+    " of account %', p_route USING ERRCODE = 'invalid_parameter_value';\n"
+    "  END IF;\n"
+    "  SELECT * INTO r FROM @S.pgbank_batch(kinds, ids, to_ids, amounts);\n"
+    "  status := r.status; bal := r.bal; to_bal := r.to_bal; accts := r.accts;"
+    " starts := r.starts;\n"
+    "END\n"
+    "$f$";
+
 /* One guarded change of one account, journaled (used by the functions
  * below): p_delta < 0 a debit that needs the funds, > 0 a credit that must
- * fit; sets bal, and the row's journal entry with op `what`. */
+ * fit; sets bal, and the row's journal entry with op `what`.  The journal
+ * number is taken first, into a variable (a number is lost when the guard
+ * fails, which the chain does not mind): Citus refuses nextval() in an
+ * UPDATE of a distributed table. */
 #define GUARDED_CHANGE(cond, sign, what, key)                                                      \
+    "@J{    s := nextval(@SEQ);\n@J}"                                                               \
     "    UPDATE @S.accounts x SET balance = x.balance " sign " p_amount"                           \
-    "@J{, jseq = nextval(@SEQ), jprev = x.jseq@J}"                                                 \
-    " WHERE x.id = p_id AND " cond " RETURNING x.balance@J{, x.jseq, x.jprev@J}"                  \
-    " INTO bal@J{, s, pv@J};\n"                                                                    \
+    "@J{, jseq = s, jprev = x.jseq@J}"                                                             \
+    " WHERE x.id = p_id AND " cond " RETURNING x.balance@J{, x.jprev@J}"                          \
+    " INTO bal@J{, pv@J};\n"                                                                       \
     "    IF FOUND THEN\n"                                                                          \
     "@J{      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"       \
     " strategy, key) VALUES (s, p_id, pv, '" what "', " sign "p_amount, bal, 'batch', " key        \
@@ -313,10 +368,10 @@ const char pgbank__fn_keyed[] =
     "  replayed := false;\n"
     "  " OWN
     "  INSERT INTO @S.pgbank_keys (key, op, account, to_account, amount)\n"
-    "  VALUES (p_key, opname, p_id, p_to, p_amount) ON CONFLICT (key) DO NOTHING;\n"
+    "  VALUES (p_key, opname, p_id, p_to, p_amount) ON CONFLICT DO NOTHING;\n"
     "  IF NOT FOUND THEN\n"
     "    SELECT k.op, k.account, k.to_account, k.amount, k.outcome, k.balance, k.to_balance"
-    "      INTO r FROM @S.pgbank_keys k WHERE k.key = p_key;\n"
+    "      INTO r FROM @S.pgbank_keys k WHERE k.key = p_key ORDER BY k.account <> p_id LIMIT 1;\n"
     "    IF r.op <> opname OR r.account <> p_id OR r.to_account IS DISTINCT FROM p_to"
     "       OR r.amount <> p_amount THEN\n"
     "      status := @O_CONFLICT;\n"
@@ -351,21 +406,23 @@ const char pgbank__fn_keyed[] =
     "    ELSIF src < p_amount THEN status := @O_INSUFFICIENT_FUNDS; bal := src;\n"
     "    ELSIF dst > @MAX - p_amount THEN status := @O_OVERFLOW;\n"
     "    ELSE\n"
+    "      s := nextval(@SEQ);\n"
     "      UPDATE @S.accounts x SET balance = x.balance - p_amount,"
-    " jseq = nextval(@SEQ), jprev = x.jseq WHERE x.id = p_id"
-    " RETURNING x.balance, x.jseq, x.jprev INTO bal, s, pv;\n"
+    " jseq = s, jprev = x.jseq WHERE x.id = p_id"
+    " RETURNING x.balance, x.jprev INTO bal, pv;\n"
     "      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
     " strategy, key) VALUES (s, p_id, pv, 'transfer out', -p_amount, bal, 'batch', p_key);\n"
+    "      s := nextval(@SEQ);\n"
     "      UPDATE @S.accounts x SET balance = x.balance + p_amount,"
-    " jseq = nextval(@SEQ), jprev = x.jseq WHERE x.id = p_to"
-    " RETURNING x.balance, x.jseq, x.jprev INTO to_bal, s, pv;\n"
+    " jseq = s, jprev = x.jseq WHERE x.id = p_to"
+    " RETURNING x.balance, x.jprev INTO to_bal, pv;\n"
     "      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"
     " strategy, key) VALUES (s, p_to, pv, 'transfer in', p_amount, to_bal, 'batch', p_key);\n"
     "      status := @O_OK;\n"
     "    END IF;\n"
     "  END IF;\n"
     "  UPDATE @S.pgbank_keys k SET outcome = status, balance = bal, to_balance = to_bal"
-    "   WHERE k.key = p_key;\n"
+    "   WHERE k.key = p_key AND k.account = p_id;\n"
     "  IF status <> @O_OK AND NOT " MAY_READ " THEN bal := NULL; to_bal := NULL; END IF;\n"
     "END\n"
     "$f$";
@@ -464,6 +521,12 @@ const char *const pgbank__app_functions[] = {
     "pgbank_batch_one(smallint, bigint, bigint)",
     "pgbank_keyed(smallint, bigint, bigint, bigint, text)",
     NULL,
+};
+
+const pgbank__routed_function pgbank__routed_functions[] = {
+    {"pgbank_batch_one(smallint, bigint, bigint)", "p_id"},
+    {PGBANK__BATCH_ROUTE_SIGNATURE, "p_route"},
+    {NULL, NULL},
 };
 
 /* Signatures of earlier schema versions, dropped on upgrade (schema 3 took

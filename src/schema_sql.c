@@ -1,11 +1,13 @@
 /*
  * schema_sql.c - installs pgbank's server-side code (the texts are in
  * schema_fn.c): renders a template for the schema at hand and runs it.
- * Placeholders: @S the schema, @ACC and @SEQ the accounts table and the
- * journal's sequence as string literals (for regclass arguments), @MAX the
+ * Placeholders: @S the schema, @ACC, @JOURNAL, @KEYS and @SEQ the accounts
+ * table, the journal, the keys and the journal's sequence as string
+ * literals (for regclass arguments), @MAX the
  * balance column's maximum, @CAP the batch cap, @O_<NAME> an outcome code
  * (sql.h); "@J{ ... @J}" is kept only where the journal exists, "@N{ ...
- * @N}" only where it does not.
+ * @N}" only where it does not, "@D{ ... @D}" only on Citus (distributed),
+ * "@L{ ... @L}" only elsewhere (these sections do not nest).
  */
 #include "schema.h"
 #include "sql.h"
@@ -68,6 +70,14 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
         snprintf(out, outlen, "%s", x->batch_lit);
         return 1;
     }
+    if (len == 7 && memcmp(name, "JOURNAL", 7) == 0) {
+        snprintf(out, outlen, "%s", x->journal_lit);
+        return 1;
+    }
+    if (len == 4 && memcmp(name, "KEYS", 4) == 0) {
+        snprintf(out, outlen, "%s", x->keys_lit);
+        return 1;
+    }
     if (len == 3 && memcmp(name, "SEQ", 3) == 0) {
         snprintf(out, outlen, "%s", x->seq_lit);
         return 1;
@@ -94,7 +104,7 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
 static char *render(const pgbank__init *x, const char *t)
 {
     buf b = {0};
-    int skip = 0; /* inside @J{ ... @J} without a journal, or @N{ ... @N} with one */
+    int skip = 0; /* inside a section that is left out */
     while (*t) {
         const char *at = strchr(t, '@');
         if (!at) {
@@ -108,8 +118,12 @@ static char *render(const pgbank__init *x, const char *t)
         size_t len = 0;
         while ((name[len] >= 'A' && name[len] <= 'Z') || name[len] == '_')
             len++;
-        if (len == 1 && (name[0] == 'J' || name[0] == 'N') && (name[1] == '{' || name[1] == '}')) {
-            skip = name[1] == '{' && (name[0] == 'J' ? !x->journal : x->journal);
+        if (len == 1 && strchr("JNDL", name[0]) && (name[1] == '{' || name[1] == '}')) {
+            int keep = name[0] == 'J'   ? x->journal
+                       : name[0] == 'N' ? !x->journal
+                       : name[0] == 'D' ? x->distributed
+                                        : !x->distributed;
+            skip = name[1] == '{' && !keep;
             t = name + 2;
             continue;
         }
@@ -182,7 +196,8 @@ int pgbank__init_functions(pgbank__init *x)
     if (replace_old_batch(x, grantees, sizeof grantees) < 0)
         return -1;
     if (pgbank__init_run_template(x, pgbank__fn_batch) < 0 ||
-        pgbank__init_run_template(x, pgbank__fn_batch_one) < 0)
+        pgbank__init_run_template(x, pgbank__fn_batch_one) < 0 ||
+        (x->distributed && pgbank__init_run_template(x, pgbank__fn_batch_route) < 0))
         return -1;
     if (x->journal) {
         if (pgbank__init_run_template(x, pgbank__fn_keyed) < 0 ||
@@ -190,7 +205,8 @@ int pgbank__init_functions(pgbank__init *x)
             pgbank__init_run_template(x, pgbank__journal_view) < 0 ||
             pgbank__init_run_template(x, "REVOKE ALL ON @S.pgbank_entries FROM PUBLIC") < 0)
             return -1;
-        for (int i = 0; pgbank__external_triggers[i]; i++)
+        /* A distributed table has no triggers (schema.c). */
+        for (int i = 0; !x->distributed && pgbank__external_triggers[i]; i++)
             if (pgbank__init_run_template(x, pgbank__external_triggers[i]) < 0)
                 return -1;
         if (pgbank__init_run_template(
@@ -211,6 +227,20 @@ int pgbank__init_functions(pgbank__init *x)
             continue;
         snprintf(sql, sizeof sql, "REVOKE ALL ON FUNCTION @S.%s FROM PUBLIC",
                  pgbank__app_functions[i]);
+        if (pgbank__init_run_template(x, sql) < 0)
+            return -1;
+    }
+    if (x->distributed &&
+        pgbank__init_run_template(x, "REVOKE ALL ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
+                                     " FROM PUBLIC") < 0)
+        return -1;
+    /* On Citus, a function that works on the accounts of one shard group
+     * runs on the worker that holds them: a call is sent there whole, by
+     * its routing argument, and commits there without two-phase commit. */
+    for (int i = 0; x->distributed && pgbank__routed_functions[i].signature; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT create_distributed_function('@S.%s', '%s', colocate_with := @ACC)",
+                 pgbank__routed_functions[i].signature, pgbank__routed_functions[i].route);
         if (pgbank__init_run_template(x, sql) < 0)
             return -1;
     }

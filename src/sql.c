@@ -13,14 +13,19 @@
 
 /* pgbank's own writes mark their transaction, so the triggers that journal
  * changes made outside pgbank (schema 4) leave them alone: a condition
- * that is always true, evaluated on the row being changed. */
-#define OWN " AND set_config('pgbank.own', 'on', true) = 'on'"
+ * that is always true, evaluated once before the rows are changed.  As a
+ * subquery (an InitPlan), not a function call on the row: Citus refuses
+ * a volatile function in the WHERE clause of a modification of a
+ * distributed table, and evaluates the subquery on the coordinator. */
+#define OWN " AND (SELECT set_config('pgbank.own', 'on', true)) = 'on'"
 
 /* The journal is a chain per account (schema 5): the changed row takes
  * the next journal number as its newest (jseq) and keeps its previous one
  * (jprev, set from the row being updated, so it is right even when the
- * UPDATE waited for a concurrent one); the journal row links the two. */
-#define CHAIN ", jseq = nextval('pgbank_journal_seq'), jprev = jseq"
+ * UPDATE waited for a concurrent one); the journal row links the two.
+ * nextval() as a subquery, for the reason given at OWN (every UPDATE that
+ * uses CHAIN changes one row: one number). */
+#define CHAIN ", jseq = (SELECT nextval('pgbank_journal_seq')), jprev = jseq"
 #define JOURNAL_INSERT                                                                             \
     "INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy, key) "
 
@@ -36,8 +41,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     /* balance type, id type, whether id has a default, the journal's shape
      * (0 none: the seed's table without init; 1 schema 5's chain, with the
      * keys' outcome codes; 2 an older one, which `pgbank init` upgrades),
-     * whether the batch functions exist, whether pgbank_keyed() does.  No
-     * row: the accounts table is missing. */
+     * whether the batch functions exist, whether pgbank_keyed() does,
+     * whether pgbank_batch_route() does (the schema is distributed over
+     * Citus: init made it).  No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
@@ -51,7 +57,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    " IS NOT NULL"
                    " AND to_regprocedure('pgbank_batch_one(smallint,bigint,bigint)') IS NOT NULL,"
                    " to_regprocedure('pgbank_keyed(smallint,bigint,bigint,bigint,text)')"
-                   " IS NOT NULL"
+                   " IS NOT NULL,"
+                   " to_regprocedure('pgbank_batch_route(bigint,smallint[],bigint[],bigint[],"
+                   "bigint[])') IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -64,10 +72,12 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_SELECT_PAIR] = {"pgbank_select_pair",
                          "SELECT id, balance FROM accounts WHERE id IN ($1, $2) ORDER BY id", 2,
                          0},
-    [SQL_SELECT_PAIR_FOR_UPDATE] = {"pgbank_select_pair_for_update",
-                                    "SELECT id, balance FROM accounts WHERE id IN ($1, $2)"
-                                    " ORDER BY id FOR UPDATE",
-                                    2, 0},
+    /* for-update transfers lock their two rows one statement each, in id
+     * order: no deadlock, and each statement routable to one shard (Citus
+     * refuses a FOR UPDATE that spans shards). */
+    [SQL_SELECT_ROW_FOR_UPDATE] = {"pgbank_select_row_for_update",
+                                   "SELECT id, balance FROM accounts WHERE id = $1 FOR UPDATE", 1,
+                                   0},
     [SQL_SET_BALANCE] = {"pgbank_set_balance",
                          "UPDATE accounts SET balance = $2 WHERE id = $1" OWN, 2, 0},
     [SQL_DEBIT] = {"pgbank_debit",
@@ -117,22 +127,30 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                     "SELECT jseq, id, NULL, 'open', balance, balance, NULL, NULL FROM a"
                     " RETURNING account",
                     1, SQL_NEEDS_JOURNAL},
-    /* $1 key, $2 op, $3 account, $4 to_account, $5 amount */
+    /* Keys.  The table's one unique constraint is its primary key: (key)
+     * on one server, (key, account) on Citus, where the keys live with
+     * their accounts and a key is unique per account (docs/SCALING.md).
+     * So the claim names no conflict target, the read prefers the key's
+     * row of this account (on one server the key's only row, maybe
+     * another account's: a conflict), and the outcome is set on the row
+     * of this account (routable on Citus).
+     * $1 key, $2 op, $3 account, $4 to_account, $5 amount */
     [SQL_KEY_CLAIM] = {"pgbank_key_claim",
                        "INSERT INTO pgbank_keys (key, op, account, to_account, amount)"
                        " VALUES ($1, $2, $3, $4, $5)"
-                       " ON CONFLICT (key) DO NOTHING RETURNING 1",
+                       " ON CONFLICT DO NOTHING RETURNING 1",
                        5, SQL_NEEDS_JOURNAL},
+    /* $1 key, $2 account */
     [SQL_KEY_READ] = {"pgbank_key_read",
                       "SELECT op, account, COALESCE(to_account, 0), amount, outcome,"
                       " COALESCE(balance, 0), COALESCE(to_balance, 0)"
-                      " FROM pgbank_keys WHERE key = $1",
-                      1, SQL_NEEDS_JOURNAL},
-    /* $1 key, $2 outcome code (sql.h), $3 balance, $4 to_balance */
+                      " FROM pgbank_keys WHERE key = $1 ORDER BY account <> $2::bigint LIMIT 1",
+                      2, SQL_NEEDS_JOURNAL},
+    /* $1 key, $2 outcome code (sql.h), $3 balance, $4 to_balance, $5 account */
     [SQL_KEY_SET] = {"pgbank_key_set",
                      "UPDATE pgbank_keys SET outcome = $2, balance = $3, to_balance = $4"
-                     " WHERE key = $1",
-                     4, SQL_NEEDS_JOURNAL},
+                     " WHERE key = $1 AND account = $5",
+                     5, SQL_NEEDS_JOURNAL},
     /* $1 kinds (SQL_KIND_*), $2 accounts, $3 destinations, $4 amounts */
     [SQL_BATCH] = {"pgbank_batch",
                    "SELECT status, bal, to_bal, accts, starts FROM pgbank_batch($1::smallint[],"
@@ -148,4 +166,17 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    "SELECT status, bal, to_bal, replayed FROM pgbank_keyed($1::smallint,"
                    " $2::bigint, $3::bigint, $4::bigint, $5::text)",
                    5, SQL_NEEDS_KEYED},
+    /* Citus: the hash value each shard of the accounts starts at, in
+     * order; an account's shard is the last one starting at or below
+     * hashint8(id) (pgbank__shard_of).  Sent only where
+     * pgbank_batch_route() exists: the catalog is Citus's. */
+    [SQL_SHARDS] = {"pgbank_shards",
+                    "SELECT shardminvalue FROM pg_dist_shard"
+                    " WHERE logicalrelid = to_regclass('accounts') ORDER BY shardminvalue::int",
+                    0, SQL_NEEDS_ROUTE},
+    /* $1 the routing account, then SQL_BATCH's four arrays */
+    [SQL_BATCH_ROUTE] = {"pgbank_batch_route",
+                         "SELECT status, bal, to_bal, accts, starts FROM pgbank_batch_route("
+                         "$1::bigint, $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[])",
+                         5, SQL_NEEDS_ROUTE},
 };

@@ -40,7 +40,7 @@ typedef enum pgbank__sql_id {
     SQL_SELECT_BALANCE,        /* the seed's session.get() */
     SQL_SELECT_FOR_UPDATE,     /* the seed's with_for_update() */
     SQL_SELECT_PAIR,           /* a transfer's two accounts, in id order */
-    SQL_SELECT_PAIR_FOR_UPDATE,
+    SQL_SELECT_ROW_FOR_UPDATE, /* one of a for-update transfer's rows, locked */
     SQL_SET_BALANCE,           /* the absolute value computed in C */
     SQL_DEBIT,                 /* atomic: the seed's guarded UPDATE ... RETURNING */
     SQL_CREDIT,
@@ -58,10 +58,12 @@ typedef enum pgbank__sql_id {
     SQL_BATCH,     /* many operations, one round trip, one commit (schema 3) */
     SQL_BATCH_ONE, /* a batch of one withdrawal or deposit, without the arrays */
     SQL_KEYED,     /* one keyed operation through pgbank_keyed() (schema 4) */
+    SQL_SHARDS,       /* Citus: where the accounts' shards start (never prepared) */
+    SQL_BATCH_ROUTE,  /* Citus: a batch of one shard, run on its worker */
     SQL__COUNT
 } pgbank__sql_id;
 
-enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2, SQL_NEEDS_KEYED = 4 };
+enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2, SQL_NEEDS_KEYED = 4, SQL_NEEDS_ROUTE = 8 };
 
 typedef struct pgbank__sql {
     const char *name; /* prepared statement name */

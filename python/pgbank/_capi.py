@@ -202,6 +202,7 @@ class pgbank_schema_options(Structure):
         ("journal", c_int),
         ("warn", CFUNCTYPE(None, c_void_p, c_char_p)),
         ("warn_arg", c_void_p),
+        ("distributed", c_int),
     ]
 
 
