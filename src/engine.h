@@ -274,14 +274,18 @@ void pgbank__ops_release_gates(pgbank_engine *eng);
 int pgbank__batch_setup(pgbank_engine *eng);
 void pgbank__batch_teardown(pgbank_engine *eng);
 int pgbank__is_batched(const pgbank_op *op);
+
+/* --- lanemap.c -------------------------------------------------------------- */
 /* The lane that owns an account: the one seam between the batch strategy
- * and how accounts are spread (here a hash of the id). */
+ * and how accounts are spread (a hash of the id; on Citus, whole shards). */
 int pgbank__lane_of(const pgbank_engine *eng, int64_t account);
 /* PostgreSQL's hashint8(): the hash Citus places a bigint id by. */
 int32_t pgbank__hash_int8(int64_t v);
 /* Citus: the index of the accounts' shard holding `account` (0 when the
  * shards are not known). */
 int pgbank__shard_of(const pgbank_engine *eng, int64_t account);
+
+/* --- batch.c (the lanes' queues) ------------------------------------------- */
 /* An accepted batched operation joins its lane's queue (a transfer between
  * two lanes joins both). */
 void pgbank__batch_enqueue(pgbank_engine *eng, pgbank_op *op);
