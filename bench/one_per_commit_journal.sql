@@ -8,4 +8,4 @@
 --   pgbench -n -c 16 -j 1 -T 10 -M prepared -D naccounts=10000 \
 --     -f bench/one_per_commit_journal.sql "host=... options='-csearch_path=pgbank_bench_N'"
 \set id random(1, :naccounts)
-WITH u AS (UPDATE accounts SET balance = balance - 1, jseq = nextval('pgbank_journal_seq'), jprev = jseq WHERE id = :id AND balance >= 1 AND set_config('pgbank.own', 'on', true) = 'on' RETURNING id, balance, jseq, jprev) INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy) SELECT jseq, id, jprev, 'withdraw', -1, balance, 'pgbench' FROM u RETURNING balance_after;
+WITH u AS (UPDATE accounts SET balance = balance - 1, jseq = (SELECT nextval('pgbank_journal_seq')), jprev = jseq WHERE id = :id AND balance >= 1 AND (SELECT set_config('pgbank.own', 'on', true)) = 'on' RETURNING id, balance, jseq, jprev) INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy) SELECT jseq, id, jprev, 'withdraw', -1, balance, 'pgbench' FROM u RETURNING balance_after;

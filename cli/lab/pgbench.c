@@ -65,9 +65,9 @@ static int script(int which, const lab_pgb_settings *set, char *out, size_t len)
      * one; marked as pgbank's, so the external-change triggers skip it. */
     static const char journaled[] =
         "WITH u AS (UPDATE accounts SET balance = balance - 1,"
-        " jseq = nextval('pgbank_journal_seq'), jprev = jseq"
+        " jseq = (SELECT nextval('pgbank_journal_seq')), jprev = jseq"
         " WHERE id = :id%d AND balance >= 1"
-        " AND set_config('pgbank.own', 'on', true) = 'on'"
+        " AND (SELECT set_config('pgbank.own', 'on', true)) = 'on'"
         " RETURNING id, balance, jseq, jprev)"
         " INSERT INTO pgbank_journal (seq, account, prev, op, amount, balance_after, strategy)"
         " SELECT jseq, id, jprev, 'withdraw', -1, balance, 'pgbench' FROM u"
