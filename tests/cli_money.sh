@@ -1,6 +1,6 @@
 # cli_money.sh - deposit, transfer, idempotency keys, history and audit
 # through the command line.  They run in a database of their own
-# (moneytest, on the throwaway server), because the audit checks the whole
+# (moneytest, beside the tests' database), because the audit checks the whole
 # accounts table, and the last scenario breaks it on purpose.
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -8,8 +8,8 @@ STRATEGIES="explicit begin for-update atomic serializable batch"
 # Nothing listens there: a command that tried to connect would exit 3.
 NOWHERE=postgresql://alice@127.0.0.1:1/db
 
-server_params || { echo "psql cannot reach the throwaway server" >&2; exit 1; }
-ADMIN=$("$PGBANK" server url) || { echo "no server url" >&2; exit 1; }
+server_params || { echo "psql cannot reach the tests' database" >&2; exit 1; }
+ADMIN=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
 MDB="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=moneytest"
 
 admin_sql() {

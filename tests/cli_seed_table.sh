@@ -5,11 +5,11 @@
 
 DB=pgbank_seedtest
 export PGOPTIONS='--client-min-messages=warning' # psql: no NOTICEs
-URL=$("$PGBANK" server url) || { echo "no private server" >&2; exit 1; }
+URL=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
 
 psql "$URL" -Xq -c "drop database if exists $DB" -c "create database $DB" >/dev/null || exit 1
 trap 'psql "$URL" -Xq -c "drop database if exists $DB" >/dev/null; rm -rf "$T"' EXIT
-server_params || { echo "psql cannot reach the private server" >&2; exit 1; }
+server_params || { echo "psql cannot reach the tests' database" >&2; exit 1; }
 SEED="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$DB"
 psql "$SEED" -Xq -v ON_ERROR_STOP=1 -c \
     'create table accounts(id integer primary key, balance integer not null)' || exit 1
