@@ -5,7 +5,7 @@ PREFIX     ?= /usr/local
 CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all test test-sanitize citus demo install clean deps
+.PHONY: all test test-sanitize test-citus citus demo install clean deps
 
 # Installs the Debian packages a target needs when they are missing (as
 # root; otherwise prints the one `sudo apt-get install` line and stops).
@@ -39,6 +39,17 @@ test-sanitize:
 citus:
 	@$(DEPS) citus
 	@./scripts/build-citus.sh
+
+# The database tests against a Citus coordinator and two workers started on
+# 127.0.0.1 in a mkdtemp directory and always removed: the tests about the
+# private server itself are listed as not applicable, the rest run
+# (docs/SCALING.md, "Running a cluster for tests").
+test-citus:
+	@$(DEPS) citus
+	@$(MAKE) --no-print-directory citus
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@$(MAKE) --no-print-directory all
+	./scripts/test-citus.sh $(BUILD)
 
 # The seed's scenario on the embedded default (the private server).
 demo:
