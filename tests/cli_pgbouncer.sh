@@ -3,7 +3,7 @@
 # beyond withdrawals; the race lab, which needs a schema of its own, says it
 # cannot run behind a transaction pooler.  PgBouncer (Debian's package)
 # runs in a temporary directory of its own, listening only on a unix socket
-# there, in front of the tests' database; it is always stopped and the
+# there, in front of the throwaway server; it is always stopped and the
 # directory removed.  Without pgbouncer installed the test FAILS: CI installs
 # it (apt-get install pgbouncer).
 . "$(dirname "$0")/cli_lib.sh"
@@ -15,29 +15,21 @@ if ! command -v pgbouncer >/dev/null 2>&1; then
          "(apt-get install pgbouncer)" >&2
     exit 1
 fi
-server_params || { echo "FAILED: psql cannot reach the tests' database" >&2; exit 1; }
+server_params || { echo "FAILED: psql cannot reach the throwaway server" >&2; exit 1; }
 
 # PgBouncer refuses to run as root.  As root the private server runs as its
 # data directory's owner (postgres), whose socket directory only that owner
-# may enter: PgBouncer runs as the same account.  A database named from
-# outside is reached over TCP: PgBouncer runs as the account pgbank would
-# run a server as (postgres, or $PGBANK_SERVER_USER).
+# may enter: PgBouncer runs as the same account.
 RUN_AS=()
 BOUNCER_USER=$(id -un)
 if [ "$(id -u)" -eq 0 ]; then
-    if external_database; then
-        BOUNCER_USER=${PGBANK_SERVER_USER:-postgres}
-        BOUNCER_GROUP=$(id -gn "$BOUNCER_USER") ||
-            { echo "FAILED: no account $BOUNCER_USER to run pgbouncer as" >&2; exit 1; }
-    else
-        BOUNCER_USER=$(stat -c %U "$PGBANK_DATA_DIR")
-        BOUNCER_GROUP=$(stat -c %G "$PGBANK_DATA_DIR")
-    fi
+    BOUNCER_USER=$(stat -c %U "$PGBANK_DATA_DIR")
     if [ "$BOUNCER_USER" = root ]; then
-        echo "FAILED: pgbouncer would run as root (the throwaway server's directory is owned by root)" >&2
+        echo "FAILED: the throwaway server's directory is owned by root" >&2
         exit 1
     fi
-    RUN_AS=(setpriv --reuid="$BOUNCER_USER" --regid="$BOUNCER_GROUP" --init-groups)
+    RUN_AS=(setpriv --reuid="$BOUNCER_USER" --regid="$(stat -c %G "$PGBANK_DATA_DIR")"
+            --init-groups)
 fi
 
 # Short, under /tmp: a unix socket path must stay below 108 bytes.
