@@ -4,13 +4,17 @@
 # directory, runs every test that applies to a database named from outside
 # against the coordinator (CTest, PGBANK_TEST_DATABASE_URL, `ctest -LE
 # private-server`), and always stops the cluster and removes its directory.
-# The tests about the private server itself are listed as not applicable
-# first, one line each; CTest's summary closes the output; the exit code is
-# CTest's.  `make test-citus` builds Citus (make citus) and pgbank first.
+# First comes the chaos run that needs the cluster itself
+# (tests/citus_chaos.sh: backends terminated and a worker restarted while
+# pgbank chaos runs); then the tests about the private server itself are
+# listed as not applicable, one line each; CTest's summary closes the
+# output.  The exit code is CTest's, or 1 when only the chaos run failed.
+# `make test-citus` builds Citus (make citus) and pgbank first.
 #
 # Usage: scripts/test-citus.sh [BUILD_DIR [CTEST_ARG...]]
 #   BUILD_DIR   the configured build directory (default: build)
-#   CTEST_ARG   more arguments for ctest (e.g. -R money)
+#   CTEST_ARG   more arguments for ctest (e.g. -R money); with any, the
+#               chaos run is left out (PGBANK_CITUS_CHAOS=1 keeps it)
 set -euo pipefail
 
 case ${1:-} in
@@ -50,6 +54,15 @@ started=$(date +%s)
 url=$("$here/citus-cluster.sh" url "$dir")
 echo "the cluster started in $(($(date +%s) - started))s; the tests run against $url"
 
+chaos_rc=0
+if [ $# -eq 0 ] || [ "${PGBANK_CITUS_CHAOS:-}" = 1 ]; then
+    echo
+    echo "pgbank chaos on the cluster, with a worker restarted (tests/citus_chaos.sh):"
+    "$here/../tests/citus_chaos.sh" "$build/pgbank" "$dir" "${PGBANK_CITUS_CHAOS_DURATION:-12}" ||
+        chaos_rc=$?
+    echo
+fi
+
 cd "$build"
 # The tests that do not apply, by name, with the reason their label carries.
 ctest --show-only=json-v1 -L private-server | python3 -c '
@@ -70,4 +83,8 @@ print("%d tests not applicable on Citus (label private-server): not run, not cou
 echo
 rc=0
 PGBANK_TEST_DATABASE_URL=$url ctest --output-on-failure -j 1 -LE private-server "$@" || rc=$?
+if [ "$chaos_rc" -ne 0 ]; then
+    echo "test-citus.sh: the chaos run on the cluster FAILED (tests/citus_chaos.sh, above)" >&2
+    [ "$rc" -ne 0 ] || rc=1
+fi
 exit "$rc"
