@@ -15,6 +15,12 @@
 #   BUILD_DIR   the configured build directory (default: build)
 #   CTEST_ARG   more arguments for ctest (e.g. -R money); with any, the
 #               chaos run is left out (PGBANK_CITUS_CHAOS=1 keeps it)
+#
+# The suite's fixture runs pgbank init on the coordinator and distributes
+# pgbank's tables as docs/SCALING.md says when init left them local; when
+# that fails, every test fails with it.  PGBANK_TEST_CITUS_TABLES=local,
+# for work on the tests themselves, lets them run on local tables then (the
+# fixture's output says so): such a run proves nothing about Citus.
 set -euo pipefail
 
 case ${1:-} in

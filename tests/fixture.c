@@ -21,7 +21,16 @@
  *                         schemas exist, and which relations and functions
  *                         the current schema holds (by oid, with the
  *                         cluster's system identifier and the database's
- *                         oid), then runs pgbank init there.
+ *                         oid), then runs pgbank init there.  On a Citus
+ *                         coordinator whose accounts init left a local
+ *                         table, it then distributes pgbank's tables as
+ *                         docs/SCALING.md tells a user to, so that the tests
+ *                         run on distributed tables (nothing to do once
+ *                         init distributes them itself).  When that fails
+ *                         the start fails, saying why, and nothing is
+ *                         distributed; PGBANK_TEST_CITUS_TABLES=local
+ *                         (for work on the tests themselves) lets them
+ *                         run on local tables then, saying so.
  *   fixture stop STATE    drops what appeared since, in that same database
  *                         only: the databases, roles and schemas the tests
  *                         created, and pgbank's tables and functions when
@@ -358,6 +367,60 @@ out:
     return rc;
 }
 
+/* docs/SCALING.md's statements, "on the coordinator, after pgbank init",
+ * in one transaction (sequential: Citus refuses DDL after a parallel
+ * operation in the same transaction). */
+static const char *const ext_citus_distribute[] = {
+    "BEGIN",
+    "SET LOCAL citus.multi_shard_modify_mode = sequential",
+    "SELECT create_distributed_table('accounts', 'id')",
+    "ALTER TABLE pgbank_journal DROP CONSTRAINT pgbank_journal_pkey",
+    "ALTER TABLE pgbank_journal ADD PRIMARY KEY (account, seq)",
+    "SELECT create_distributed_table('pgbank_journal', 'account', colocate_with := 'accounts')",
+    "SELECT create_distributed_table('pgbank_keys', 'key', colocate_with := 'none')",
+    "COMMIT",
+};
+
+/* On a Citus coordinator, pgbank's tables distributed as docs/SCALING.md
+ * says, unless they already are.  0, or -1 (said). */
+static int ext_distribute(PGconn *pg, const char *where)
+{
+    char v[64];
+    if (ext_value(pg, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'", v, sizeof v) != 0)
+        return -1;
+    if (strcmp(v, "0") == 0)
+        return 0;
+    if (ext_value(pg, "SELECT count(*) FROM pg_dist_partition"
+                      " WHERE logicalrelid = to_regclass('accounts')", v, sizeof v) != 0)
+        return -1;
+    if (strcmp(v, "0") != 0) {
+        printf("%s is a Citus coordinator; pgbank init distributed its tables\n", where);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof ext_citus_distribute / sizeof ext_citus_distribute[0]; i++) {
+        PGresult *r = PQexec(pg, ext_citus_distribute[i]);
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            fprintf(stderr, "fixture: %s is a Citus coordinator, and pgbank's tables could not be"
+                    " distributed as docs/SCALING.md says: %s: %s", where, ext_citus_distribute[i],
+                    PQerrorMessage(pg));
+        PQclear(r);
+        if (ok)
+            continue;
+        PQclear(PQexec(pg, "ROLLBACK"));
+        const char *tables = getenv("PGBANK_TEST_CITUS_TABLES");
+        if (tables && strcmp(tables, "local") == 0) {
+            printf("PGBANK_TEST_CITUS_TABLES=local: the tests run on pgbank's tables left LOCAL to"
+                   " the coordinator %s, not distributed\n", where);
+            return 0;
+        }
+        return -1;
+    }
+    printf("%s is a Citus coordinator: accounts, pgbank_journal and pgbank_keys distributed"
+           " as docs/SCALING.md says\n", where);
+    return 0;
+}
+
 static int ext_start(const char *path, const char *url)
 {
     char err[1024], where[1024];
@@ -389,7 +452,11 @@ static int ext_start(const char *path, const char *url)
     }
     printf("the tests run against %s (PGBANK_TEST_DATABASE_URL); pgbank init done there\n",
            where);
-    rc = 0;
+    pg = ext_connect(conninfo, where);
+    if (!pg)
+        goto out;
+    rc = ext_distribute(pg, where) == 0 ? 0 : 1;
+    PQfinish(pg);
 out:
     pgbank_free(conninfo);
     return rc;
