@@ -13,6 +13,9 @@
 #   expect_balance ID N   the account holds exactly N
 #   test_db_url           the tests' database's URL (for psql and --db)
 #   server_params         SRV_HOST/PORT/USER/DB of the tests' database
+#   distribute_if_citus CONNINFO TABLE COLUMN
+#                         on a Citus coordinator, distributes a table the
+#                         test made itself by COLUMN, as its owner would
 #   external_database     true when the tests run against a database named
 #                         by PGBANK_TEST_DATABASE_URL, not the throwaway server
 #   scenario FUNCTION     runs FUNCTION, prints "function... ok" or FAILED
@@ -102,6 +105,14 @@ expect_balance() {
 # command as DATABASE_URL), false on the throwaway private server.
 external_database() {
     [ -n "${PGBANK_TEST_DATABASE_URL:-}" ]
+}
+
+# On a Citus coordinator, distributes TABLE (a table the test made itself,
+# a seed table say) by COLUMN, as its owner would; elsewhere does nothing.
+distribute_if_citus() {
+    psql "$1" -XAtq -v ON_ERROR_STOP=1 -c "DO \$d\$BEGIN
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        PERFORM create_distributed_table('$2', '$3'); END IF; END\$d\$" >/dev/null
 }
 
 # Prints the URL of the tests' database: the named one, or the throwaway

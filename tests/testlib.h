@@ -71,6 +71,13 @@ static int t_failures;
 
 #define TEST_EXIT() return t_failures ? 1 : 0
 
+/* SQL that distributes a table the test made itself (a seed table, say) by
+ * a column, as its owner would on a Citus coordinator; elsewhere it does
+ * nothing.  Both arguments are literals in the SQL text. */
+#define TEST_DISTRIBUTE_IF_CITUS(table, column)                                            \
+    "DO $d$BEGIN IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN"     \
+    " PERFORM create_distributed_table('" table "', '" column "'); END IF; END$d$"
+
 /* The database named from outside as key=value pairs, so that a test may
  * append its own ("%s options='-csearch_path=x'", "%s user=y": a later
  * keyword wins).  Exits 2 on a malformed string. */
