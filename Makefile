@@ -41,9 +41,10 @@ citus:
 	@./scripts/build-citus.sh
 
 # The database tests against a Citus coordinator and two workers started on
-# 127.0.0.1 in a mkdtemp directory and always removed: the tests about the
-# private server itself are listed as not applicable, the rest run
-# (docs/SCALING.md, "Running a cluster for tests").
+# 127.0.0.1 in a mkdtemp directory and always removed: a chaos run that
+# restarts a worker, then the suite; the tests about the private server
+# itself are listed as not applicable, the rest run (docs/SCALING.md,
+# "Running a cluster for tests").
 test-citus:
 	@$(DEPS) citus
 	@$(MAKE) --no-print-directory citus
