@@ -86,6 +86,15 @@ for t in tests:
     print("not applicable on Citus: %s (%s)" % (t["name"], why or "label private-server"))
 print("%d tests not applicable on Citus (label private-server): not run, not counted" % len(tests))
 '
+# Scenarios about the private server inside tests that otherwise apply
+# (private_scenario in tests/*.sh): their test prints them as not applicable.
+n=0
+while IFS=: read -r file line; do
+    echo "not applicable on Citus: the scenario ${line#private_scenario } of tests/${file##*/}" \
+         "(it needs the private server)"
+    n=$((n + 1))
+done < <(grep -H '^private_scenario ' "$here"/../tests/*.sh)
+echo "$n scenarios not applicable on Citus (private_scenario): not run, not counted"
 echo
 rc=0
 PGBANK_TEST_DATABASE_URL=$url ctest --output-on-failure -j 1 -LE private-server "$@" || rc=$?
