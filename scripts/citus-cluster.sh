@@ -5,6 +5,7 @@
 #
 # Usage: scripts/citus-cluster.sh start [--port BASE] DIR
 #        scripts/citus-cluster.sh stop|status|url DIR
+#        scripts/citus-cluster.sh restart-worker DIR N
 #
 #   start   creates the cluster in DIR when DIR is missing, starts what is
 #           not running (a running cluster is reused), and makes sure every
@@ -13,6 +14,10 @@
 #   stop    stops all three nodes (fast shutdown); fine when none runs
 #   status  one line per node; exit 0 when all three run, 3 otherwise
 #   url     prints the coordinator's URL, postgresql://postgres@127.0.0.1:PORT/pgbank
+#   restart-worker
+#           stops worker N (1 or 2: fast shutdown, which ends its sessions
+#           and keeps its prepared transactions) and starts it again; says
+#           how long it was down (for fault tests)
 #
 #   --port BASE   for a new cluster: the coordinator listens on BASE and the
 #                 workers on BASE+1 and BASE+2 (default: three free ports
@@ -50,7 +55,7 @@ bad_usage() {
     exit 2
 }
 
-action='' dir='' base=''
+action='' dir='' base='' worker=''
 while [ $# -gt 0 ]; do
     case $1 in
     -h | --help) usage; exit 0 ;;
@@ -60,17 +65,25 @@ while [ $# -gt 0 ]; do
     *)
         if [ -z "$action" ]; then action=$1
         elif [ -z "$dir" ]; then dir=$1
+        elif [ "$action" = restart-worker ] && [ -z "$worker" ]; then worker=$1
         else bad_usage "unexpected argument '$1'"; fi
         shift
         ;;
     esac
 done
 case $action in
-start | stop | status | url) ;;
-'') bad_usage "missing action (start, stop, status, url)" ;;
-*) bad_usage "unknown action '$action' (start, stop, status, url)" ;;
+start | stop | status | url | restart-worker) ;;
+'') bad_usage "missing action (start, stop, status, url, restart-worker)" ;;
+*) bad_usage "unknown action '$action' (start, stop, status, url, restart-worker)" ;;
 esac
 [ -n "$dir" ] || bad_usage "missing DIR"
+if [ "$action" = restart-worker ]; then
+    case $worker in
+    1 | 2) ;;
+    '') bad_usage "restart-worker needs the worker's number (1 or 2)" ;;
+    *) bad_usage "invalid worker '$worker': 1 or 2" ;;
+    esac
+fi
 if [ -n "$base" ]; then
     [ "$action" = start ] || bad_usage "--port goes with start only"
     case $base in '' | *[!0-9]* | 0*) bad_usage "invalid --port '$base': a port number" ;; esac
@@ -332,6 +345,24 @@ do_stop() {
     fi
 }
 
+do_restart_worker() {
+    [ -e "$dir" ] || [ -L "$dir" ] || die "no Citus cluster in $dir (start one: scripts/citus-cluster.sh start $dir)"
+    check_dir
+    lock
+    local node=worker$worker t0 t1
+    running "$node" || die "the $node in $dir is not running (start the cluster first)"
+    t0=$(date +%s%N)
+    as_acct "$BINDIR/pg_ctl" -D "$dir/$node" -m fast -w -t 60 stop >/dev/null ||
+        die "could not stop the $node in $dir/$node"
+    if ! as_acct "$BINDIR/pg_ctl" -D "$dir/$node" -l "$dir/$node.log" -w -t 60 start >/dev/null 2>&1 9<&-; then
+        echo "citus-cluster.sh: the $node (port $(port_of "$node")) did not start again; the end of $dir/$node.log:" >&2
+        as_acct tail -n 20 "$dir/$node.log" >&2 || true
+        exit 1
+    fi
+    t1=$(date +%s%N)
+    echo "restarted the $node in $dir (port $(port_of "$node")): down for $(((t1 - t0) / 1000000)) ms"
+}
+
 do_status() {
     if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
         echo "no Citus cluster in $dir"
@@ -358,4 +389,4 @@ do_url() {
 
 # Not in a condition: `set -e` must hold inside the action too.  status
 # returns 3 when a node is not running, which becomes the exit code.
-"do_$action"
+"do_${action//-/_}"

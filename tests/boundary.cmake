@@ -10,3 +10,5 @@ add_test(NAME "${PGBANK_BOUNDARY_TEST}"
                  $<TARGET_FILE:pgbank>)
 set_tests_properties("${PGBANK_BOUNDARY_TEST}" PROPERTIES LABELS "cli;boundary" TIMEOUT 600
   SKIP_RETURN_CODE 77)
+pgbank_private_server_only("${PGBANK_BOUNDARY_TEST}"
+  "it attacks the private server's directory as root")

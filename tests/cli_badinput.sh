@@ -83,7 +83,7 @@ fill() {
 
 K=$(open_account 1000) || { echo "cannot open an account" >&2; exit 1; }
 K2=$(open_account 0) || { echo "cannot open an account" >&2; exit 1; }
-URL=$("$PGBANK" server url) || { echo "no server url" >&2; exit 1; }
+URL=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
 UNREACHABLE='host=/nonexistent port=1 password=S3cret'
 
 # The journal of K as it stands (empty when there is no history command).

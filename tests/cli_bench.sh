@@ -142,9 +142,9 @@ the_journal_is_kept_unless_no_journal() {
     expect_out_has "no journal"
 }
 
-# How many bench schemas the throwaway server's database holds.
+# How many bench schemas the tests' database holds.
 bench_schemas() {
-    psql "$("$PGBANK" server url)" -XAtq -c \
+    psql "$(test_db_url)" -XAtq -c \
         "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^pgbank_bench_[0-9]+$'"
 }
 

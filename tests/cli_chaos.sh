@@ -1,6 +1,8 @@
 # cli_chaos.sh - `pgbank chaos` on the throwaway private server: keyed
 # withdrawals, deposits and transfers from 16 clients while backends are
-# terminated and the server is crash-stopped and restarted; the run must
+# terminated and the server is crash-stopped and restarted (against a
+# database named from outside, which cannot be crashed, backends are
+# terminated only and the crash scenarios say they do not apply); the run must
 # end with nothing lost, created or unanswered, every key applied exactly
 # once when acknowledged, and the audit holding.  Unkeyed, an unknown
 # outcome is final and applied at most once, a database error applied
@@ -42,7 +44,7 @@ assert r["retried"] >= 1, ("nothing was resubmitted", r)
 
 on_a_named_database_only_backends_are_terminated() {
     local url
-    url=$("$PGBANK" server url) || { fail "no server url"; return; }
+    url=$(test_db_url) || { fail "no URL for the tests' database"; return; }
     expect_exit 0 "$PGBANK" --db "$url" chaos --duration 3 --clients 4 --accounts 3 --json
     check_json "$INVARIANTS"'
 assert r["faults_crash"] == 0, r
@@ -87,7 +89,7 @@ the_report_names_every_figure() {
 the_run_leaves_no_schema_behind() {
     local url n
     command -v psql >/dev/null 2>&1 || { fail "psql is missing (apt-get install postgresql-client-15)"; return; }
-    url=$("$PGBANK" server url) || { fail "no server url"; return; }
+    url=$(test_db_url) || { fail "no URL for the tests' database"; return; }
     n=$(psql -XAtq "$url" -c "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgbank_chaos_%'")
     [ "$n" = 0 ] || fail "$n chaos schemas left behind"
 }
@@ -108,9 +110,9 @@ bad_usage_exits_2_and_runs_nothing() {
     expect_out_has "Example"
 }
 
-scenario keyed_operations_survive_terminations_and_crashes
+private_scenario keyed_operations_survive_terminations_and_crashes
 scenario on_a_named_database_only_backends_are_terminated
-scenario unkeyed_operations_are_never_sent_twice
+private_scenario unkeyed_operations_are_never_sent_twice
 scenario without_faults_every_operation_is_answered_once
 scenario the_report_names_every_figure
 scenario the_run_leaves_no_schema_behind

@@ -9,14 +9,14 @@
 DB=pgbank_boundarytest
 APP=pgbank_app_cli
 export PGOPTIONS='--client-min-messages=warning'
-URL=$("$PGBANK" server url) || { echo "no private server" >&2; exit 1; }
+URL=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
 drop_all() {
     psql "$URL" -Xq -c "drop database if exists $DB" -c "drop role if exists $APP" >/dev/null
 }
 drop_all
 trap 'drop_all; rm -rf "$T"' EXIT
 psql "$URL" -Xq -c "create database $DB" >/dev/null || exit 1
-server_params || { echo "psql cannot reach the private server" >&2; exit 1; }
+server_params || { echo "psql cannot reach the tests' database" >&2; exit 1; }
 OWNER="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$DB"
 AS_APP="host=$SRV_HOST port=$SRV_PORT user=$APP dbname=$DB"
 

@@ -11,8 +11,18 @@
 #                         index it); an AssertionError fails the scenario
 #   open_account N        opens an account holding N, prints its id
 #   expect_balance ID N   the account holds exactly N
-#   server_params         SRV_HOST/PORT/USER/DB of the throwaway server
+#   test_db_url           the tests' database's URL (for psql and --db)
+#   server_params         SRV_HOST/PORT/USER/DB of the tests' database
+#   distribute_if_citus CONNINFO TABLE COLUMN
+#                         on a Citus coordinator, distributes a table the
+#                         test made itself by COLUMN, as its owner would
+#   external_database     true when the tests run against a database named
+#                         by PGBANK_TEST_DATABASE_URL, not the throwaway server
 #   scenario FUNCTION     runs FUNCTION, prints "function... ok" or FAILED
+#   private_scenario FUNCTION
+#                         a scenario about the private server itself: runs
+#                         as scenario does, or against a named database
+#                         prints "function... not applicable (...)"
 #   finish                exits non-zero when any scenario failed
 #
 # Every failure prints the command, its exit code and both outputs.
@@ -90,11 +100,36 @@ expect_balance() {
     [ "$RC" -eq 0 ] && [ "$OUT" = "$2" ] || fail "expected balance $2"
 }
 
-# Sets SRV_HOST, SRV_PORT, SRV_USER, SRV_DB: where the throwaway private
-# server listens (psql asks it).  Returns non-zero when psql fails.
+# True when the tests run against a database named from outside
+# (PGBANK_TEST_DATABASE_URL, which with_server.sh also hands the pgbank
+# command as DATABASE_URL), false on the throwaway private server.
+external_database() {
+    [ -n "${PGBANK_TEST_DATABASE_URL:-}" ]
+}
+
+# On a Citus coordinator, distributes TABLE (a table the test made itself,
+# a seed table say) by COLUMN, as its owner would; elsewhere does nothing.
+distribute_if_citus() {
+    psql "$1" -XAtq -v ON_ERROR_STOP=1 -c "DO \$d\$BEGIN
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        PERFORM create_distributed_table('$2', '$3'); END IF; END\$d\$" >/dev/null
+}
+
+# Prints the URL of the tests' database: the named one, or the throwaway
+# server's (`pgbank server url`).
+test_db_url() {
+    if external_database; then
+        printf '%s\n' "$PGBANK_TEST_DATABASE_URL"
+    else
+        "$PGBANK" server url
+    fi
+}
+
+# Sets SRV_HOST, SRV_PORT, SRV_USER, SRV_DB: where the tests' database
+# listens (psql asks it).  Returns non-zero when psql fails.
 server_params() {
     local url row
-    url=$("$PGBANK" server url) || return 1
+    url=$(test_db_url) || return 1
     row=$(psql "$url" -XAtq -F ' ' -c "select coalesce(host(inet_server_addr()),
         btrim(split_part(current_setting('unix_socket_directories'), ',', 1), ' \"')),
         current_setting('port'), current_user, current_database()") || return 1
@@ -110,6 +145,19 @@ scenario() {
     else
         echo "$1... FAILED"
         FAILED=1
+    fi
+}
+
+# A scenario about the private server itself (its commands, its
+# directory, crashing it): against a database named from outside there is
+# none, and the scenario says so instead of running, counted neither as
+# passed nor as failed.
+private_scenario() {
+    if external_database; then
+        echo "$1... not applicable (it needs the private server; the tests run against" \
+             "the database named by PGBANK_TEST_DATABASE_URL)"
+    else
+        scenario "$1"
     fi
 }
 

@@ -1,29 +1,30 @@
 # cli_money.sh - deposit, transfer, idempotency keys, history and audit
-# through the command line.  They run in a database of their own
-# (moneytest, on the throwaway server), because the audit checks the whole
-# accounts table, and the last scenario breaks it on purpose.
+# through the command line.  They run in a schema of their own (moneytest,
+# in the tests' database, so that on Citus its tables are as distributed as
+# the tests' own), because the audit checks the whole accounts table, and
+# the last scenario breaks it on purpose.
 . "$(dirname "$0")/cli_lib.sh"
 
 STRATEGIES="explicit begin for-update atomic serializable batch"
 # Nothing listens there: a command that tried to connect would exit 3.
 NOWHERE=postgresql://alice@127.0.0.1:1/db
 
-server_params || { echo "psql cannot reach the throwaway server" >&2; exit 1; }
-ADMIN=$("$PGBANK" server url) || { echo "no server url" >&2; exit 1; }
-MDB="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=moneytest"
+server_params || { echo "psql cannot reach the tests' database" >&2; exit 1; }
+ADMIN=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
+MDB="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$SRV_DB options='-csearch_path=moneytest'"
 
 admin_sql() {
     PGOPTIONS='-c client_min_messages=warning' psql "$ADMIN" -XAtq -v ON_ERROR_STOP=1 -c "$1" >/dev/null
 }
 
 drop_moneytest() {
-    admin_sql 'DROP DATABASE IF EXISTS moneytest WITH (FORCE)'
+    admin_sql 'DROP SCHEMA IF EXISTS moneytest CASCADE'
 }
 trap 'drop_moneytest; rm -rf "$T"' EXIT
 
-drop_moneytest && admin_sql 'CREATE DATABASE moneytest' &&
+drop_moneytest && admin_sql 'CREATE SCHEMA moneytest' &&
     "$PGBANK" --db "$MDB" init >/dev/null ||
-    { echo "could not create the database moneytest" >&2; exit 1; }
+    { echo "could not create the schema moneytest" >&2; exit 1; }
 
 # pgbank on moneytest.
 pgb() {

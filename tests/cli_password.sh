@@ -53,5 +53,5 @@ an_empty_database_url_counts_as_unset() {
 scenario unreachable_database_url_exits_3_without_the_password
 scenario every_command_keeps_the_password_out
 scenario malformed_connection_strings_exit_2
-scenario an_empty_database_url_counts_as_unset
+private_scenario an_empty_database_url_counts_as_unset
 finish

@@ -143,12 +143,12 @@ bad_input_exits_2_and_runs_nothing() {
 
 # --- The user's bank -----------------------------------------------------------
 
-# USER_DB: a database of this test's own on the throwaway server, holding a
+# USER_DB: a database of this test's own beside the tests' database, holding a
 # bank that a user made (accounts, sequential withdrawals with every seed
 # strategy, a deposit): its audit holds.  psql is what sees it from outside.
 make_user_bank() {
     command -v psql >/dev/null 2>&1 || { fail "psql is missing (apt-get install postgresql-client-15)"; return 1; }
-    server_params || { fail "psql cannot reach the throwaway server"; return 1; }
+    server_params || { fail "psql cannot reach the tests' database"; return 1; }
     local admin="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$SRV_DB" db=pgbank_race_bank s a
     psql "$admin" -XAtq -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" ||
         { fail "could not create database $db"; return 1; }

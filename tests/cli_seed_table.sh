@@ -1,18 +1,21 @@
-# cli_seed_table.sh - pgbank on a database holding only the seed's own table,
-# accounts(id integer primary key, balance integer not null), named by --db:
-# no init is run and nothing else gets created.  psql sets the stage.
+# cli_seed_table.sh - pgbank on a schema holding only the seed's own table,
+# accounts(id integer primary key, balance integer not null), named by --db
+# (its search_path): no init is run and nothing else gets created.  psql
+# sets the stage; on Citus the table is distributed by id, as its owner
+# would.
 . "$(dirname "$0")/cli_lib.sh"
 
-DB=pgbank_seedtest
+NS=pgbank_seedtest
 export PGOPTIONS='--client-min-messages=warning' # psql: no NOTICEs
-URL=$("$PGBANK" server url) || { echo "no private server" >&2; exit 1; }
+URL=$(test_db_url) || { echo "no URL for the tests' database" >&2; exit 1; }
 
-psql "$URL" -Xq -c "drop database if exists $DB" -c "create database $DB" >/dev/null || exit 1
-trap 'psql "$URL" -Xq -c "drop database if exists $DB" >/dev/null; rm -rf "$T"' EXIT
-server_params || { echo "psql cannot reach the private server" >&2; exit 1; }
-SEED="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$DB"
+psql "$URL" -Xq -c "drop schema if exists $NS cascade" -c "create schema $NS" >/dev/null || exit 1
+trap 'psql "$URL" -Xq -c "drop schema if exists $NS cascade" >/dev/null; rm -rf "$T"' EXIT
+server_params || { echo "psql cannot reach the tests' database" >&2; exit 1; }
+SEED="host=$SRV_HOST port=$SRV_PORT user=$SRV_USER dbname=$SRV_DB options='-csearch_path=$NS'"
 psql "$SEED" -Xq -v ON_ERROR_STOP=1 -c \
     'create table accounts(id integer primary key, balance integer not null)' || exit 1
+distribute_if_citus "$SEED" accounts id || exit 1
 
 set_balance() {
     psql "$SEED" -Xq -c "delete from accounts; insert into accounts values (1, $1)" ||
@@ -50,7 +53,7 @@ amounts_beyond_an_integer_column_are_invalid() {
 nothing_but_the_seed_table_exists_afterwards() {
     run psql "$SEED" -XAtc "select string_agg(c.relname, ',' order by c.relname)
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+        where n.nspname = '$NS'
           and c.relkind in ('r', 'v', 'S', 'p')"
     expect_out accounts
 }

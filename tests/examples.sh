@@ -2,8 +2,8 @@
 # examples.sh - installs pgbank into a temporary prefix and builds the
 # examples (examples/*.c) against the INSTALLED library, the way a user
 # would: through pkg-config (shared and static) and through
-# find_package(pgbank) in a CMake project; runs them against the throwaway
-# server and checks their outputs; checks the staged `make install` layout
+# find_package(pgbank) in a CMake project; runs them against the tests'
+# database and checks their outputs; checks the staged `make install` layout
 # (DESTDIR), the pkg-config and CMake package files and the man pages.
 #
 # Usage: examples.sh PATH_TO_PGBANK (the build directory is its directory).
@@ -27,7 +27,7 @@ if [ "$(cache_value PGBANK_SANITIZE)" = ON ]; then
 fi
 CFLAGS="-std=c11 -Wall -Wextra -Werror $SAN"
 
-URL=$("$PGBANK" server url) || { echo "no throwaway server: 'pgbank server url' failed" >&2; exit 1; }
+URL=$(test_db_url) || { echo "no URL for the tests' database ('pgbank server url' failed)" >&2; exit 1; }
 
 # The installed tree's directories, found rather than assumed (GNUInstallDirs
 # may choose lib/<multiarch>).  Set by the first scenario.

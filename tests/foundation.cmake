@@ -9,3 +9,5 @@ pgbank_unit_test("connection strings are normalised and never leak a password" t
 pgbank_unit_test("the private server initialises, starts, is reused and stops" test_server.c)
 set_tests_properties("the private server initialises, starts, is reused and stops"
   PROPERTIES TIMEOUT 600)
+pgbank_private_server_only("the private server initialises, starts, is reused and stops"
+  "it manages private servers of its own")

@@ -5,7 +5,7 @@
  * changed (docs/SECURITY.md lists them).  Then a valid call still works and
  * the audit holds.
  *
- * Cast: the owner (the throwaway server's superuser, who runs init, so the
+ * Cast: the owner (the tests' database's superuser, who runs init, so the
  * SECURITY DEFINER functions run as a superuser: the worst case); the
  * application role "bnd_app" made by init --app-role; "bnd_mallory", a
  * member of the application role who may also CREATE in pgbank's schema and
@@ -19,6 +19,7 @@
 
 #define SCHEMA "bnd"
 static const char *base;
+static char owner_role[64]; /* current_user of the owner's connections */
 static char owner_ci[1400], app_ci[1500], mallory_ci[1500];
 
 /* Runs sql on a fresh connection; returns its SQLSTATE (00000 when it
@@ -321,7 +322,7 @@ static void test_init_refuses_an_application_role_that_could_do_more(void)
     owner_exec("DROP ROLE IF EXISTS bnd_creator");
     owner_exec("CREATE ROLE bnd_creator LOGIN");
     owner_exec("GRANT CREATE ON SCHEMA " SCHEMA " TO bnd_creator");
-    const char *roles[] = {"pgbank" /* the owner, the current user */, "bnd_super", "bnd_files",
+    const char *roles[] = {owner_role /* the owner, the current user */, "bnd_super", "bnd_files",
                            "bnd_creator", "bnd_mallory" /* may CREATE in the schema */};
     int64_t before = owner_int("SELECT count(*) FROM information_schema.role_routine_grants"
                                " WHERE routine_schema = '" SCHEMA "'");
@@ -474,7 +475,9 @@ static void test_changes_made_outside_pgbank_are_journaled_as_external(void)
              (long long)a, (long long)b);
     char v[300];
     try_sql(owner_ci, sql, v, sizeof v);
-    CHECK_STR(v, "-3@97@pgbank@seed-app,-80@20@pgbank@,-20@0@pgbank@");
+    char want[300];
+    snprintf(want, sizeof want, "-3@97@%1$s@seed-app,-80@20@%1$s@,-20@0@%1$s@", owner_role);
+    CHECK_STR(v, want);
     CHECK_I64(owner_int("SELECT count(*) FROM " SCHEMA ".pgbank_journal WHERE op = 'external'"
                         " AND amount = 7"),
               1);
@@ -496,7 +499,8 @@ static void test_changes_made_outside_pgbank_are_journaled_as_external(void)
     char err[256];
     CHECK_I64(pgbank_audit(owner_ci, &rep, NULL, NULL, err, sizeof err), 1);
     CHECK(rep.external >= 4);
-    CHECK(strstr(rep.external_by, "pgbank (seed-app) x 1") != NULL);
+    snprintf(want, sizeof want, "%s (seed-app) x 1", owner_role);
+    CHECK(strstr(rep.external_by, want) != NULL);
 }
 
 static void test_an_adopted_seed_table_gets_balance_at_least_zero(void)
@@ -583,6 +587,11 @@ int main(void)
     snprintf(mallory_ci, sizeof mallory_ci,
              "%s options='-csearch_path=" SCHEMA ",public' user=bnd_mallory", base);
     PGconn *pg = PQconnectdb(base);
+    if (strcmp(try_sql(base, "SELECT current_user", owner_role, sizeof owner_role), "00000") != 0 ||
+        !owner_role[0]) {
+        fprintf(stderr, "cannot connect to the tests' database\n");
+        return 1;
+    }
     PQclear(PQexec(pg, "DROP SCHEMA IF EXISTS " SCHEMA " CASCADE"));
     PQclear(PQexec(pg, "DROP OWNED BY bnd_app"));
     PQclear(PQexec(pg, "DROP OWNED BY bnd_mallory"));

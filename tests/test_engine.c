@@ -83,7 +83,8 @@ static void test_the_seeds_integer_table_works_and_bounds_amounts(void)
     PQclear(PQexec(pg, "DROP SCHEMA IF EXISTS seedtest CASCADE"));
     PGresult *r = PQexec(pg, "CREATE SCHEMA seedtest;"
                              "CREATE TABLE seedtest.accounts (id integer PRIMARY KEY,"
-                             " balance integer NOT NULL);"
+                             " balance integer NOT NULL);" TEST_DISTRIBUTE_IF_CITUS(
+                                 "seedtest.accounts", "id") ";"
                              "INSERT INTO seedtest.accounts VALUES (1, 100)");
     CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
     PQclear(r);

@@ -1,13 +1,17 @@
 /*
  * testlib.h - the tests' tiny harness: CHECK macros that count failures and
  * a RUN macro that prints one line per scenario ("name... ok").
- * Database tests get the throwaway server from PGBANK_DATA_DIR, which CTest's
- * "db" fixture starts before them and removes after them.
+ * Database tests get their database from test_conninfo(): the throwaway
+ * server in PGBANK_DATA_DIR, which CTest's "db" fixture starts before them
+ * and removes after them, or the database named by PGBANK_TEST_DATABASE_URL
+ * (tests/with_server.sh decides which).
  */
 #ifndef PGBANK_TESTLIB_H
 #define PGBANK_TESTLIB_H
 
 #include "pgbank.h"
+
+#include <libpq-fe.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -67,10 +71,55 @@ static int t_failures;
 
 #define TEST_EXIT() return t_failures ? 1 : 0
 
-/* The throwaway server's connection string (static buffer). */
+/* SQL that distributes a table the test made itself (a seed table, say) by
+ * a column, as its owner would on a Citus coordinator; elsewhere it does
+ * nothing.  Both arguments are literals in the SQL text. */
+#define TEST_DISTRIBUTE_IF_CITUS(table, column)                                            \
+    "DO $d$BEGIN IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN"     \
+    " PERFORM create_distributed_table('" table "', '" column "'); END IF; END$d$"
+
+/* The database named from outside as key=value pairs, so that a test may
+ * append its own ("%s options='-csearch_path=x'", "%s user=y": a later
+ * keyword wins).  Exits 2 on a malformed string. */
+static inline void test_conninfo_pairs(const char *url, char *buf, size_t len)
+{
+    char err[256], *msg = NULL;
+    char *norm = pgbank_conninfo_normalize(url, err, sizeof err);
+    PQconninfoOption *opts = norm ? PQconninfoParse(norm, &msg) : NULL;
+    if (!opts) {
+        fprintf(stderr, "PGBANK_TEST_DATABASE_URL is not a connection string: %s\n",
+                norm ? (msg ? msg : "out of memory") : err);
+        exit(2);
+    }
+    size_t o = 0;
+    buf[0] = '\0';
+    for (PQconninfoOption *p = opts; p->keyword; p++) {
+        if (!p->val)
+            continue;
+        o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s='", o ? " " : "", p->keyword);
+        for (const char *c = p->val; *c; c++)
+            o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%c",
+                                  *c == '\'' || *c == '\\' ? "\\" : "", *c);
+        o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "'");
+    }
+    PQconninfoFree(opts);
+    pgbank_free(norm);
+    if (o >= len) {
+        fprintf(stderr, "PGBANK_TEST_DATABASE_URL is too long\n");
+        exit(2);
+    }
+}
+
+/* The tests' database's connection string (static buffer): the database
+ * named by PGBANK_TEST_DATABASE_URL, else the throwaway server's. */
 static inline const char *test_conninfo(void)
 {
     static char buf[1024];
+    const char *url = getenv("PGBANK_TEST_DATABASE_URL");
+    if (url && *url) {
+        test_conninfo_pairs(url, buf, sizeof buf);
+        return buf;
+    }
     const char *dir = getenv("PGBANK_DATA_DIR");
     if (!dir || pgbank_server_conninfo(dir, buf, sizeof buf) != 0) {
         fprintf(stderr, "PGBANK_DATA_DIR does not name a private server\n");
