@@ -18,12 +18,14 @@ $(BUILD)/CMakeCache.txt:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
 # Every test: unit tests and the database tests, which start a throwaway
-# PostgreSQL server of their own and always remove it.
+# PostgreSQL server of their own and always remove it.  The tests labelled
+# citus need a cluster: make test-citus runs them, with the rest.
 test:
 	@$(DEPS) test
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@$(MAKE) --no-print-directory all
-	cd $(BUILD) && ctest --output-on-failure -j 1
+	@echo "make test: the tests labelled citus need a cluster and run in make test-citus"
+	cd $(BUILD) && ctest --output-on-failure -j 1 -LE citus
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize:
@@ -31,7 +33,7 @@ test-sanitize:
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DPGBANK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1 -LE citus
 
 # Citus 13.2.2 for the system's PostgreSQL 15, built from ../shared/vendor
 # (or $$CITUS_SRC: a tarball or an unpacked tree) when it is not installed

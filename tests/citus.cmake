@@ -1,8 +1,8 @@
 # Tests that need a Citus cluster (label "citus").  They read the
-# coordinator's URL from PGBANK_TEST_DATABASE_URL, which the suite's
-# external mode sets; without it they exit 77 and CTest reports them as
-# skipped, so the private-mode suite never depends on a cluster
-# (ctest -L citus runs only these, ctest -LE citus leaves them out).
+# coordinator's URL from PGBANK_TEST_DATABASE_URL, which make test-citus
+# sets; `make test` leaves them out (ctest -LE citus), so the private-mode
+# suite neither depends on a cluster nor counts them.  Run by hand without
+# a cluster they exit 77, which CTest reports as skipped, never as passed.
 # They work in schemas of their own and drop them at the end.
 add_executable(test_citus test_citus.c)
 target_include_directories(test_citus PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
