@@ -12,8 +12,9 @@
 #
 # A server's CPU is its postmaster's user + system time, its children's
 # that have ended (cutime, cstime) and its live children's, read from
-# /proc before and after each run (bench closes its connections at its end,
-# so their time is counted).  Prints one JSON line per run, then medians.
+# /proc when bench's measurement starts (its accounts ready) and SECS
+# later; divided by the withdrawals bench reports.  Prints one JSON line
+# per run, then medians.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,/^set/s/^# \{0,1\}//p' "$0" | sed '$d' >&2; exit 2; }
 PGBANK=$1 DIR=$2
@@ -62,14 +63,24 @@ PRIV=$("$PGBANK" server start >/dev/null && "$PGBANK" server status --json 2>/de
 one() { # where  pids...
     local where=$1 out
     shift
-    local before=() after=() i
-    for p in "$@"; do before+=("$(cpu_of "$p")"); done
+    local before=() after=() i errf outf pid
+    errf=$(mktemp) outf=$(mktemp)
     if [ "$where" = cluster ]; then
-        out=$("$PGBANK" --db "$URL" bench --json --duration "$SECS" "${BENCH[@]}" 2>/dev/null)
+        "$PGBANK" --db "$URL" bench --json --duration "$SECS" "${BENCH[@]}" >"$outf" 2>"$errf" &
     else
-        out=$("$PGBANK" bench --json --duration "$SECS" "${BENCH[@]}" 2>/dev/null)
+        "$PGBANK" bench --json --duration "$SECS" "${BENCH[@]}" >"$outf" 2>"$errf" &
     fi
+    pid=$!
+    # The measurement starts once the accounts are ready (bench says so)
+    # and lasts SECS: the servers' CPU is read at those two moments, so
+    # neither the setup nor the schema's removal is counted.
+    while ! grep -q "ready in" "$errf" && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    for p in "$@"; do before+=("$(cpu_of "$p")"); done
+    sleep "$SECS"
     for p in "$@"; do after+=("$(cpu_of "$p")"); done
+    wait "$pid" || true
+    out=$(cat "$outf")
+    rm -f "$errf" "$outf"
     local cpus=""
     for i in "${!before[@]}"; do cpus+="${cpus:+,}$(python3 -c "print(round(${after[$i]} - ${before[$i]}, 3))")"; done
     printf '%s' "$out" | python3 -c '
