@@ -421,15 +421,26 @@ static int ext_distribute(PGconn *pg, const char *where)
     return 0;
 }
 
-static int ext_start(const char *path, const char *url)
+/* The named database's connection string (to free), and in `where` its
+ * password-free form; NULL after saying why. */
+static char *ext_conninfo(const char *url, char *where, size_t wherelen)
 {
-    char err[1024], where[1024];
+    char err[1024];
     char *conninfo = pgbank_conninfo_normalize(url, err, sizeof err);
     if (!conninfo) {
         fprintf(stderr, "fixture: PGBANK_TEST_DATABASE_URL: %s\n", err);
-        return 1;
+        return NULL;
     }
-    pgbank_conninfo_redact(conninfo, where, sizeof where);
+    pgbank_conninfo_redact(conninfo, where, wherelen);
+    return conninfo;
+}
+
+static int ext_start(const char *path, const char *url)
+{
+    char err[1024], where[1024];
+    char *conninfo = ext_conninfo(url, where, sizeof where);
+    if (!conninfo)
+        return 1;
     int rc = 1;
     /* A killed run's: its throwaway server, or what it left in this database. */
     if (is_external_record(path)) {
@@ -464,13 +475,10 @@ out:
 
 static int ext_stop(const char *path, const char *url)
 {
-    char err[1024], where[1024];
-    char *conninfo = pgbank_conninfo_normalize(url, err, sizeof err);
-    if (!conninfo) {
-        fprintf(stderr, "fixture: PGBANK_TEST_DATABASE_URL: %s\n", err);
+    char where[1024];
+    char *conninfo = ext_conninfo(url, where, sizeof where);
+    if (!conninfo)
         return 1;
-    }
-    pgbank_conninfo_redact(conninfo, where, sizeof where);
     int rc;
     if (!is_external_record(path)) {
         fprintf(stderr, "fixture: %s holds no record of a start against %s\n", path, where);
