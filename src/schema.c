@@ -157,26 +157,16 @@ static int ask_rel(pgbank__init *x, const char *sql, const char *rel, char *out,
     return ask(x, sql, 1, p, out, outlen);
 }
 
-/* A yes-or-no question about the schema's relation rel: 1, 0, or -1 when
- * it could not be asked. */
-static int rel_is(pgbank__init *x, const char *sql, const char *rel)
-{
-    char v[16];
-    if (ask_rel(x, sql, rel, v, sizeof v) < 0)
-        return -1;
-    return v[0] == 't';
-}
-
 /* Whether the schema's relation rel has all n columns of cols (a list of
  * SQL literals, pgbank's own): 1, 0, or -1. */
 static int has_columns(pgbank__init *x, const char *rel, const char *cols, int n)
 {
-    char sql[256];
+    char sql[256], v[16];
     snprintf(sql, sizeof sql,
              "SELECT count(*) = %d FROM pg_attribute WHERE attname IN (%s)"
              " AND NOT attisdropped AND attrelid = to_regclass($1)",
              n, cols);
-    return rel_is(x, sql, rel);
+    return ask_rel(x, sql, rel, v, sizeof v) < 0 ? -1 : v[0] == 't';
 }
 
 static int is_int_type(const char *t)
@@ -395,13 +385,12 @@ static int init_journal(pgbank__init *x)
         return -1;
     /* A batch's arrays are stored as they are, out of line: compressing
      * them costs the batch more time than the disk it saves. */
-    int compressed = rel_is(x,
-                            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'afters'"
-                            " AND attstorage <> 'e' AND attrelid = to_regclass($1))",
-                            "pgbank_journal");
-    if (compressed < 0)
+    if (ask_rel(x,
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'afters'"
+                " AND attstorage <> 'e' AND attrelid = to_regclass($1))",
+                "pgbank_journal", v, sizeof v) < 0)
         return -1;
-    if (compressed && pgbank__init_run_template(
+    if (v[0] == 't' && pgbank__init_run_template(
             x, "ALTER TABLE @S.pgbank_journal ALTER COLUMN kinds SET STORAGE EXTERNAL,"
                " ALTER COLUMN ids SET STORAGE EXTERNAL, ALTER COLUMN to_ids SET STORAGE EXTERNAL,"
                " ALTER COLUMN amounts SET STORAGE EXTERNAL,"
@@ -767,9 +756,8 @@ static int load_body(pgbank__init *x, void *arg)
      * by row for millions); the rows are pgbank's own, journaled as
      * openings here, and the triggers that journal external changes are
      * off meanwhile (they would only skip them, after keeping a copy of
-     * every row). */
-    /* (On Citus the table has no triggers, and its primary key stays:
-     * Citus loads the shards in parallel anyway.) */
+     * every row).  (On Citus the table has no triggers, and its primary
+     * key stays: Citus loads the shards in parallel anyway.) */
     if (pgbank__init_run(x, "SELECT set_config('pgbank.own', 'on', true)", 0, NULL, NULL) < 0 ||
         (rc = detect_citus(x)) < 0)
         return -1;
