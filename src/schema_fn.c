@@ -122,6 +122,18 @@ const char pgbank__fn_batch[] =
      * database reaches only the shards that hold them. */
     "  allids := ARRAY(SELECT DISTINCT u.id FROM unnest(ids || to_ids) u(id)"
     " WHERE u.id IS NOT NULL ORDER BY u.id);\n"
+    /* Citus runs an UPDATE that spans shards on all of them at once, so
+     * two such batches lock their rows in no common order and deadlock
+     * across workers (which Citus breaks by cancelling one).  A batch that
+     * spans shards locks its rows first, one at a time in id order. */
+    "@D{"
+    "  IF (SELECT count(DISTINCT get_shard_id_for_distribution_column(@ACC, u.id))"
+    " FROM unnest(allids) u(id)) > 1 THEN\n"
+    "    FOREACH v IN ARRAY allids LOOP\n"
+    "      PERFORM 1 FROM @S.accounts x WHERE x.id = v FOR UPDATE;\n"
+    "    END LOOP;\n"
+    "  END IF;\n"
+    "@D}"
     "  BEGIN\n"
     /* One pass over the operations: each account's sum, its debits and
      * credits, and whether an operation is not one pgbank can run (then
