@@ -69,10 +69,15 @@ assert r["db_errors"] + r["unknown"] >= 1, ("the faults were never felt", r)
 }
 
 without_faults_every_operation_is_answered_once() {
+    # Enough operations to mean something: 100 in 2 s on the private server;
+    # on a named database (a Citus coordinator, whose keyed single-account
+    # path crosses the coordinator, docs/SCALING.md) at least 10.
+    local least=100
+    external_database && least=10
     expect_exit 0 "$PGBANK" chaos --duration 2 --faults none --accounts 2 --seed 7 --json
     check_json "$INVARIANTS"'
 assert r["faults"] == 0 and r["unknown"] == 0 and r["seed"] == 7, r
-assert r["ops"] >= 100, r
+assert r["ops"] >= '"$least"', r
 '
 }
 

@@ -164,7 +164,13 @@ static void test_every_account_sees_its_operations_in_arrival_order(void)
     printf("  %lld operations in %llu batches, %llu crossings\n", (long long)r.total,
            (unsigned long long)st.batches, (unsigned long long)st.crossings);
     CHECK(st.crossings > 100);                   /* transfers between lanes ran */
-    CHECK(st.batches < (uint64_t)r.total * 3 / 4); /* operations did travel together */
+    /* Operations did travel together.  On a database named from outside
+     * (a Citus coordinator) a lane's batch holds one shard's operations
+     * only, so batches are smaller there: fewer than one per operation. */
+    if (getenv("PGBANK_TEST_DATABASE_URL") && *getenv("PGBANK_TEST_DATABASE_URL"))
+        CHECK(st.batches < (uint64_t)r.total);
+    else
+        CHECK(st.batches < (uint64_t)r.total * 3 / 4);
     pgbank_engine_free(r.eng);
 
     int64_t wrong = 0, refused = 0;
