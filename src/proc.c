@@ -83,6 +83,8 @@ int pgbank__is_executable(const char *path)
 
 int pgbank__find_in_path(const char *name, char *out, size_t len)
 {
+    if (!out || len == 0)
+        return 0;
     const char *path = getenv("PATH");
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
@@ -97,8 +99,7 @@ int pgbank__find_in_path(const char *name, char *out, size_t len)
         if (*path == ':')
             path++;
     }
-    if (len)
-        out[0] = '\0';
+    out[0] = '\0';
     return 0;
 }
 
