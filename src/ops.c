@@ -235,12 +235,15 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
             rc = pgbank__conn_send(c, begin_for(op), NULL);
         num(&p, 0, op->account);
         num(&p, 1, op->to_account);
-        if (rc == 0 && op->kind == PGBANK_OP_TRANSFER && op->strategy == PGBANK_FOR_UPDATE) {
+        if (rc == 0 && op->kind == PGBANK_OP_TRANSFER &&
+            (op->strategy == PGBANK_FOR_UPDATE || eng->route_fn)) {
             /* one row at a time, in id order (sql.c) */
+            pgbank__sql_id q =
+                op->strategy == PGBANK_FOR_UPDATE ? SQL_SELECT_ROW_FOR_UPDATE : SQL_SELECT_ROW;
             int lo = op->account < op->to_account ? 0 : 1;
-            rc = pgbank__conn_send(c, SQL_SELECT_ROW_FOR_UPDATE, p.v + lo);
+            rc = pgbank__conn_send(c, q, p.v + lo);
             if (rc == 0)
-                rc = pgbank__conn_send(c, SQL_SELECT_ROW_FOR_UPDATE, p.v + (1 - lo));
+                rc = pgbank__conn_send(c, q, p.v + (1 - lo));
         } else if (rc == 0 && op->kind == PGBANK_OP_TRANSFER)
             rc = pgbank__conn_send(c, SQL_SELECT_PAIR, p.v);
         else if (rc == 0)

@@ -78,6 +78,14 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
     [SQL_SELECT_ROW_FOR_UPDATE] = {"pgbank_select_row_for_update",
                                    "SELECT id, balance FROM accounts WHERE id = $1 FOR UPDATE", 1,
                                    0},
+    /* On Citus a transfer's read-modify-write reads its two rows one
+     * statement each too, each routed to its shard: the two-row read spans
+     * shards, and inside a SERIALIZABLE transaction Citus made it wait on
+     * the coordinator for concurrent writers of those shards
+     * (citus_lock_waits showed serializable transfers' reads blocked by
+     * other transfers' UPDATEs there). */
+    [SQL_SELECT_ROW] = {"pgbank_select_row", "SELECT id, balance FROM accounts WHERE id = $1", 1,
+                        0},
     [SQL_SET_BALANCE] = {"pgbank_set_balance",
                          "UPDATE accounts SET balance = $2 WHERE id = $1" OWN, 2, 0},
     [SQL_DEBIT] = {"pgbank_debit",

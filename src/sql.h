@@ -41,6 +41,7 @@ typedef enum pgbank__sql_id {
     SQL_SELECT_FOR_UPDATE,     /* the seed's with_for_update() */
     SQL_SELECT_PAIR,           /* a transfer's two accounts, in id order */
     SQL_SELECT_ROW_FOR_UPDATE, /* one of a for-update transfer's rows, locked */
+    SQL_SELECT_ROW,            /* one of a transfer's rows, read (on Citus) */
     SQL_SET_BALANCE,           /* the absolute value computed in C */
     SQL_DEBIT,                 /* atomic: the seed's guarded UPDATE ... RETURNING */
     SQL_CREDIT,
