@@ -128,6 +128,24 @@ static inline const char *test_conninfo(void)
     return buf;
 }
 
+/* 1 when the database behind conninfo is a Citus coordinator (the citus
+ * extension is installed), 0 otherwise; exits 2 when it cannot be asked.
+ * Only where Citus means something else on purpose (docs/SCALING.md says
+ * what) does a test expect something else there. */
+static inline int test_is_citus(const char *conninfo)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+    PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "cannot ask the tests' database for Citus: %s", PQerrorMessage(pg));
+        exit(2);
+    }
+    int yes = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+    PQclear(r);
+    PQfinish(pg);
+    return yes;
+}
+
 /* --- helpers for the engine tests ------------------------------------------ */
 
 /* An engine with the default options but `connections`; exits on error. */
