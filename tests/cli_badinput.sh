@@ -266,8 +266,28 @@ a_table_of_the_wrong_shape_exits_3() {
     nothing_changed
 }
 
+# On Citus a read-only session on the coordinator does not make the workers
+# read-only: Citus delegates the batch strategy's routed function to the
+# worker holding the account, and it writes there.  A read-only cluster is
+# the database made read-only, which Citus does on every node
+# (docs/SCALING.md); it is undone the same way, in a transaction that may
+# write on every node.
+citus_read_only() {
+    local v=$1
+    psql "$URL?options=-cdefault_transaction_read_only%3Doff" -Xq -v ON_ERROR_STOP=1 \
+        -c "BEGIN" -c "SET LOCAL citus.propagate_set_commands = 'local'" \
+        -c "SET LOCAL transaction_read_only = off" \
+        -c "ALTER DATABASE \"$(psql "$URL" -XAtq -c 'select current_database()')\" $v" \
+        -c "COMMIT" >/dev/null
+}
+
 a_read_only_server_refuses_and_nothing_changes() {
     local db="$URL?options=-cdefault_transaction_read_only%3Don" s strategies
+    if on_citus; then
+        db=$URL
+        citus_read_only "SET default_transaction_read_only = on" ||
+            { fail "could not make the cluster's database read-only"; return; }
+    fi
     strategies=$("$PGBANK" withdraw --help | awk '/^ +(explicit|begin|for-update|atomic|serializable|batch) /{ print $1 }')
     [ -n "$strategies" ] || strategies=atomic
     for s in $strategies; do
@@ -280,6 +300,10 @@ a_read_only_server_refuses_and_nothing_changes() {
     # Reads still work.
     run_clean 0 "$PGBANK" --db "$db" balance "$K"
     expect_out 1000
+    if on_citus; then
+        citus_read_only "RESET default_transaction_read_only" ||
+            fail "could not make the cluster's database writable again"
+    fi
     nothing_changed
 }
 

@@ -18,6 +18,8 @@
 #                         test made itself by COLUMN, as its owner would
 #   external_database     true when the tests run against a database named
 #                         by PGBANK_TEST_DATABASE_URL, not the throwaway server
+#   on_citus              true when the tests' database is a Citus coordinator
+#                         (where docs/SCALING.md says what differs on purpose)
 #   scenario FUNCTION     runs FUNCTION, prints "function... ok" or FAILED
 #   private_scenario FUNCTION
 #                         a scenario about the private server itself: runs
@@ -105,6 +107,19 @@ expect_balance() {
 # command as DATABASE_URL), false on the throwaway private server.
 external_database() {
     [ -n "${PGBANK_TEST_DATABASE_URL:-}" ]
+}
+
+# True when the tests' database is a Citus coordinator (the extension
+# citus is installed); asked once, then remembered.
+on_citus() {
+    if [ -z "${ON_CITUS:-}" ]; then
+        ON_CITUS=$(psql "$(test_db_url)" -XAtq -c \
+            "select count(*) from pg_extension where extname = 'citus'") || {
+            echo "cli_lib.sh: psql cannot ask the tests' database for Citus" >&2
+            exit 1
+        }
+    fi
+    [ "$ON_CITUS" != 0 ]
 }
 
 # On a Citus coordinator, distributes TABLE (a table the test made itself,
