@@ -150,12 +150,16 @@ static void test_every_account_sees_its_operations_in_arrival_order(void)
     o.lanes = 4;
     o.batch_inflight = 2;
     r.eng = test_engine_opts(&o);
-    r.total = 20000;
+    /* On a database named from outside (a Citus coordinator, where every
+     * batch is a routed call and a crossing a distributed transaction) a
+     * quarter as many: the order checks are the same. */
+    int external = getenv("PGBANK_TEST_DATABASE_URL") && *getenv("PGBANK_TEST_DATABASE_URL");
+    r.total = external ? 5000 : 20000;
     r.recs = calloc((size_t)r.total, sizeof *r.recs);
     for (int c = 0; c < CLIENTS; c++)
         submit_next(&r);
     /* A bound against hanging, not a speed: a Citus coordinator on a busy
-     * 2-core machine needs more than two minutes for the 20000. */
+     * 2-core machine needs minutes. */
     CHECK(pgbank_engine_run(r.eng, 400000) == 0);
     CHECK_I64(r.done, r.total);
     pgbank_engine_stats st;
@@ -167,7 +171,7 @@ static void test_every_account_sees_its_operations_in_arrival_order(void)
     /* Operations did travel together.  On a database named from outside
      * (a Citus coordinator) a lane's batch holds one shard's operations
      * only, so batches are smaller there: fewer than one per operation. */
-    if (getenv("PGBANK_TEST_DATABASE_URL") && *getenv("PGBANK_TEST_DATABASE_URL"))
+    if (external)
         CHECK(st.batches < (uint64_t)r.total);
     else
         CHECK(st.batches < (uint64_t)r.total * 3 / 4);
@@ -196,7 +200,7 @@ static void test_every_account_sees_its_operations_in_arrival_order(void)
                     (long long)to);
     }
     CHECK_I64(wrong, 0);
-    CHECK(refused > 500); /* the comparison did cover refusals */
+    CHECK(refused > r.total / 40); /* the comparison did cover refusals */
     pgbank_engine *check = test_engine(ci, 1);
     for (int i = 0; i < NACC; i++)
         CHECK_I64(test_balance(check, m.id[i]), m.bal[i]);

@@ -44,7 +44,11 @@ async def until(cond: Any, what: str, timeout: float = 30.0) -> None:
 
 
 async def lock_waiters(bank: pgbank.Bank) -> int:
-    return await sql_scalar(bank, "SELECT count(*) FROM pg_locks WHERE NOT granted")
+    """Lock requests not yet granted: on a Citus coordinator, on every node
+    (a row is locked on the worker holding it)."""
+    citus = await sql_scalar(bank, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'")
+    view = "citus_locks" if citus else "pg_locks"
+    return await sql_scalar(bank, f"SELECT count(*) FROM {view} WHERE NOT granted")
 
 
 async def drained(bank: pgbank.Bank) -> bool:
