@@ -126,7 +126,41 @@ assert any(x["anomalous_runs"] > 0 for (s, sc), x in by.items() if s in ("explic
     expect_exit 0 "$PGBANK" audit
 }
 
+# The seed's own table (id integer): adopted while local, widened to bigint
+# and distributed by init; one the owner distributed already is refused,
+# with what to do, and nothing is made.
+the_seed_table_is_adopted_when_local_and_refused_when_distributed() {
+    local seed=${SCHEMA}_seed db
+    db="$URL${sep}options=-csearch_path%3D$seed"
+    sql "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $seed CASCADE;
+         CREATE SCHEMA $seed;
+         CREATE TABLE $seed.accounts (id integer PRIMARY KEY, balance integer NOT NULL);
+         INSERT INTO $seed.accounts VALUES (1, 100)" || { fail "psql could not set up"; return; }
+    expect_exit 0 "$PGBANK" --db "$db" init
+    [ "$(sql "SELECT format_type(atttypid, NULL) FROM pg_attribute
+               WHERE attrelid = '$seed.accounts'::regclass AND attname = 'id'")" = bigint ] ||
+        fail "id was not widened to bigint"
+    [ "$(sql "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text IN
+        ('$seed.accounts', '$seed.pgbank_journal', '$seed.pgbank_keys')")" = 3 ] ||
+        fail "the adopted table and the journal are not distributed"
+    expect_exit 0 "$PGBANK" --db "$db" withdraw 1 80 --strategy batch
+    expect_out "withdrew 80 from account 1, new balance 20"
+    expect_exit 1 "$PGBANK" --db "$db" withdraw 1 80 --strategy atomic
+    expect_exit 0 "$PGBANK" --db "$db" audit
+    sql "SET client_min_messages = warning; DROP SCHEMA $seed CASCADE; CREATE SCHEMA $seed;
+         CREATE TABLE $seed.accounts (id integer PRIMARY KEY, balance integer NOT NULL);
+         SELECT create_distributed_table('$seed.accounts', 'id')" >/dev/null ||
+        { fail "psql could not set up"; return; }
+    expect_exit 3 "$PGBANK" --db "$db" init
+    expect_err_has "is distributed already with id integer"
+    expect_err_has "undistribute_table"
+    [ "$(sql "SELECT count(*) FROM pg_class WHERE relnamespace = '$seed'::regnamespace
+               AND relname LIKE 'pgbank%'")" = 0 ] || fail "the refused init made something"
+    sql "SET client_min_messages = warning; DROP SCHEMA $seed CASCADE" >/dev/null
+}
+
 scenario init_distributes_and_runs_again
+scenario the_seed_table_is_adopted_when_local_and_refused_when_distributed
 scenario every_strategy_moves_money_within_and_between_shards
 scenario keys_replay_and_conflict
 scenario history_walks_the_chain_and_audit_holds
