@@ -174,6 +174,19 @@ static int is_int_type(const char *t)
     return strcmp(t, "integer") == 0 || strcmp(t, "bigint") == 0;
 }
 
+/* Whether Citus distributes the schema's accounts table already: 1, 0, or
+ * -1 (the error is in x). */
+static int accounts_distributed(pgbank__init *x)
+{
+    char v[8];
+    if (ask_template(x,
+                     "SELECT EXISTS (SELECT 1 FROM pg_dist_partition"
+                     " WHERE logicalrelid = to_regclass(@ACC))",
+                     v, sizeof v) < 0)
+        return -1;
+    return v[0] == 't';
+}
+
 /* An existing accounts table: check its shape, give id a default if it has
  * none (so `account open` can number new accounts), add balance >= 0, and
  * record the adoption. */
@@ -220,13 +233,10 @@ static int adopt_accounts(pgbank__init *x)
      * Citus changes neither the type nor the default of a distributed
      * table's column, so one distributed already must have them. */
     if (x->distributed && (narrow_id || !has_default)) {
-        char v[8];
-        if (ask_template(x,
-                         "SELECT EXISTS (SELECT 1 FROM pg_dist_partition"
-                         " WHERE logicalrelid = to_regclass(@ACC))",
-                         v, sizeof v) < 0)
+        int already = accounts_distributed(x);
+        if (already < 0)
             return -1;
-        if (v[0] == 't')
+        if (already)
             return pgbank__fail(-2, x->err, x->errlen,
                                 "table \"accounts\" is distributed already with id %s%s, which "
                                 "Citus cannot change: pgbank needs id bigint with a default; "
@@ -592,14 +602,9 @@ static int detect_citus(pgbank__init *x)
  * them as mismatches).  pgbank_meta stays on the coordinator. */
 static int distribute_tables(pgbank__init *x)
 {
-    char v[8];
-    if (ask_template(x,
-                     "SELECT EXISTS (SELECT 1 FROM pg_dist_partition"
-                     " WHERE logicalrelid = to_regclass(@ACC))",
-                     v, sizeof v) < 0)
-        return -1;
-    if (v[0] == 't')
-        return 0;
+    int already = accounts_distributed(x);
+    if (already != 0)
+        return already < 0 ? -1 : 0;
     char sql[300];
     for (int i = 0; pgbank__trigger_names[i]; i++) {
         snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS %s ON @S.accounts",
