@@ -13,8 +13,11 @@
 # A server's CPU is its postmaster's user + system time, its children's
 # that have ended (cutime, cstime) and its live children's, read from
 # /proc when bench's measurement starts (its accounts ready) and SECS
-# later; divided by the withdrawals bench reports.  Prints one JSON line
-# per run, then medians.
+# later; divided by the withdrawals bench reports.  The two-phase commits
+# are the rows the coordinator added to pg_dist_transaction over the same
+# window (one per worker that prepared; Citus's 2PC recovery is paused
+# during a cluster run so that none is removed, and restored after).
+# Prints one JSON line per run, then medians.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,/^set/s/^# \{0,1\}//p' "$0" | sed '$d' >&2; exit 2; }
 PGBANK=$1 DIR=$2
@@ -71,13 +74,16 @@ one() { # where  pids...
         "$PGBANK" bench --json --duration "$SECS" "${BENCH[@]}" >"$outf" 2>"$errf" &
     fi
     pid=$!
+    local twopc_before=0 twopc_after=0
     # The measurement starts once the accounts are ready (bench says so)
     # and lasts SECS: the servers' CPU is read at those two moments, so
     # neither the setup nor the schema's removal is counted.
     while ! grep -q "ready in" "$errf" && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    [ "$where" = cluster ] && twopc_before=$(twopc)
     for p in "$@"; do before+=("$(cpu_of "$p")"); done
     sleep "$SECS"
     for p in "$@"; do after+=("$(cpu_of "$p")"); done
+    [ "$where" = cluster ] && twopc_after=$(twopc)
     wait "$pid" || true
     out=$(cat "$outf")
     rm -f "$errf" "$outf"
@@ -91,11 +97,23 @@ print(json.dumps({"where": where, "strategy": d["strategy"], "accounts": d["acco
                   "ops_per_sec": d["ops_per_sec"], "p50_ms": d["p50_ms"], "p99_ms": d["p99_ms"],
                   "money_check": d["money_check"], "server_cpu_s": cpus,
                   "server_cpu_us_per_op": [round(c * 1e6 / ops, 1) for c in cpus],
-                  "client_cpu_us_per_op": d["client_cpu_us_per_op"]}))' "$where" "$cpus"
+                  "client_cpu_us_per_op": d["client_cpu_us_per_op"],
+                  "prepared_per_sec": round(int(sys.argv[3]) / float(sys.argv[4]), 1)}))' \
+        "$where" "$cpus" "$((twopc_after - twopc_before))" "$SECS"
 }
+# Rows in pg_dist_transaction: one per worker per two-phase commit, kept
+# while recovery is paused.
+twopc() { psql "$URL" -XAtq -c "SELECT count(*) FROM pg_dist_transaction"; }
+recovery=$(psql "$URL" -XAtq -c "SHOW citus.recover_2pc_interval")
+restore_recovery() {
+    psql "$URL" -XAtq -c "ALTER SYSTEM SET citus.recover_2pc_interval = '$recovery'" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+}
+psql "$URL" -XAtq -c "ALTER SYSTEM SET citus.recover_2pc_interval = -1" \
+    -c "SELECT pg_reload_conf()" >/dev/null
 BENCH=("$@")
 RES=$(mktemp)
-trap 'rm -f "$RES"' EXIT
+trap 'rm -f "$RES"; restore_recovery' EXIT
 for r in $(seq 1 "$RUNS"); do
     one one "$(pm_of "$PRIV/pgdata")" | tee -a "$RES"
     one cluster "$(pm_of "${nodes[0]}")" "$(pm_of "${nodes[1]}")" "$(pm_of "${nodes[2]}")" | tee -a "$RES"
@@ -113,5 +131,7 @@ for where in ("one", "cluster"):
     names = ["server"] if where == "one" else ["coordinator", "worker1", "worker2"]
     print(f"{where}: {len(rs)} runs, median {med('ops_per_sec'):,.0f} ops/s, p99 {med('p99_ms')} ms, "
           "server CPU µs/op " + ", ".join(f"{n} {c}" for n, c in zip(names, cpu)) +
+          (f", {med('prepared_per_sec')} prepared transactions/s on the workers"
+           if where == "cluster" else "") +
           f", money {'ok' if all(r['money_check'] == 'ok' for r in rs) else 'FAILED'}")
 PY
