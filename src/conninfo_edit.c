@@ -10,50 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing string; oom set once an allocation failed. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *p, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 /* key='value' in libpq's key=value syntax: ' and \ escaped by a \. */
-static void sb_param(sbuf *b, const char *key, const char *a, const char *sep, const char *c)
+static void sb_param(pgbank__buf *b, const char *key, const char *a, const char *sep, const char *c)
 {
     if (b->len)
-        sb_put(b, " ", 1);
-    sb_put(b, key, strlen(key));
-    sb_put(b, "='", 2);
+        pgbank__buf_put(b, " ", 1);
+    pgbank__buf_put(b, key, strlen(key));
+    pgbank__buf_put(b, "='", 2);
     const char *parts[3] = {a, sep, c};
     for (int i = 0; i < 3; i++) {
         for (const char *p = parts[i]; p && *p; p++) {
             if (*p == '\'' || *p == '\\')
-                sb_put(b, "\\", 1);
-            sb_put(b, p, 1);
+                pgbank__buf_put(b, "\\", 1);
+            pgbank__buf_put(b, p, 1);
         }
     }
-    sb_put(b, "'", 1);
+    pgbank__buf_put(b, "'", 1);
 }
 
 /* The string rebuilt as key=value with `keyword` set to value (removed when
@@ -77,10 +49,10 @@ static char *edit(const char *conninfo, const char *keyword, const char *value, 
         pgbank__fail(PGBANK_ENOMEM, err, errlen, "out of memory");
         return NULL;
     }
-    sbuf b = {0};
+    pgbank__buf b = {0};
     const char *old = NULL;
     int known = 0;
-    sb_put(&b, "", 0);
+    pgbank__buf_put(&b, "", 0);
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (strcmp(o->keyword, keyword) == 0) {
             known = 1;
@@ -103,7 +75,7 @@ static char *edit(const char *conninfo, const char *keyword, const char *value, 
                      "\"%.64s\" is not a connection keyword libpq knows", keyword);
         return NULL;
     }
-    if (b.oom) {
+    if (b.nomem) {
         free(b.s);
         pgbank__fail(PGBANK_ENOMEM, err, errlen, "out of memory");
         return NULL;

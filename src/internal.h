@@ -37,6 +37,16 @@ uint64_t pgbank__rand_below(uint64_t *state, uint64_t n);
 /* Copies src into dst (size n > 0), always NUL-terminated, truncating. */
 void pgbank__strlcpy(char *dst, const char *src, size_t n);
 
+/* A growing NUL-terminated string (start it zeroed; free s); nomem is set
+ * once an allocation failed, and every later append is then ignored. */
+typedef struct pgbank__buf {
+    char *s;
+    size_t len, cap;
+    int nomem;
+} pgbank__buf;
+/* Appends n bytes of p. */
+void pgbank__buf_put(pgbank__buf *b, const char *p, size_t n);
+
 /* snprintf into err (when err && errlen), returns `code`. */
 int pgbank__fail(int code, char *err, size_t errlen, const char *fmt, ...)
     PGBANK__PRINTF(4, 5);

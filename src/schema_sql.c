@@ -18,33 +18,6 @@
 
 /* --- templates ------------------------------------------------------------ */
 
-typedef struct buf {
-    char *s;
-    size_t len, cap;
-    int nomem;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-    if (b->nomem)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->nomem = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 static const struct {
     const char *name;
     int code;
@@ -103,17 +76,17 @@ static int placeholder(const pgbank__init *x, const char *name, size_t len, char
 
 static char *render(const pgbank__init *x, const char *t)
 {
-    buf b = {0};
+    pgbank__buf b = {0};
     int skip = 0; /* inside a section that is left out */
     while (*t) {
         const char *at = strchr(t, '@');
         if (!at) {
             if (!skip)
-                put(&b, t, strlen(t));
+                pgbank__buf_put(&b, t, strlen(t));
             break;
         }
         if (!skip)
-            put(&b, t, (size_t)(at - t));
+            pgbank__buf_put(&b, t, (size_t)(at - t));
         const char *name = at + 1;
         size_t len = 0;
         while ((name[len] >= 'A' && name[len] <= 'Z') || name[len] == '_')
@@ -133,7 +106,7 @@ static char *render(const pgbank__init *x, const char *t)
             return NULL; /* a template error, caught by the tests */
         }
         if (!skip)
-            put(&b, val, strlen(val));
+            pgbank__buf_put(&b, val, strlen(val));
         t = name + len;
     }
     if (b.nomem) {
