@@ -56,13 +56,16 @@ __attribute__((format(printf, 1, 2), noreturn))
 #endif
 static inline void fuzz_fail(const char *fmt, ...)
 {
+    static const char head[] = "check failed: ";
     char msg[4096];
+    memcpy(msg, head, sizeof head - 1);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg - 1, fmt, ap);
+    int n = vsnprintf(msg + sizeof head - 1, sizeof msg - sizeof head, fmt, ap);
     va_end(ap);
     if (n < 0)
         n = 0;
+    n += (int)sizeof head - 1;
     if ((size_t)n > sizeof msg - 2)
         n = (int)sizeof msg - 2;
     msg[n++] = '\n';

@@ -88,10 +88,52 @@ static size_t occurrences(const char *hay, const char *needle)
     return len ? n : 0;
 }
 
-/* Whether a leak of pw in a display of `in` can be told from chance. */
+static void uri_password(const char *s, pwlist *l);
+
+/* Whether the passwords read from a and b (libpq's, and a URI's as written)
+ * are the same list. */
+static int same_passwords(const char *a, const char *b)
+{
+    pwlist la = {{0}, 0}, lb = {{0}, 0};
+    PQconninfoOption *oa = PQconninfoParse(a, NULL), *ob = PQconninfoParse(b, NULL);
+    for (PQconninfoOption *o = oa; o && o->keyword; o++)
+        if (o->val && strstr(o->keyword, "password"))
+            pw_add(&la, o->val, strlen(o->val));
+    for (PQconninfoOption *o = ob; o && o->keyword; o++)
+        if (o->val && strstr(o->keyword, "password"))
+            pw_add(&lb, o->val, strlen(o->val));
+    PQconninfoFree(oa);
+    PQconninfoFree(ob);
+    uri_password(a, &la);
+    uri_password(b, &lb);
+    int same = la.n == lb.n;
+    for (int i = 0; same && i < la.n; i++)
+        same = strcmp(la.v[i], lb.v[i]) == 0;
+    pw_free(&la);
+    pw_free(&lb);
+    return same;
+}
+
+/* Whether a leak of pw in a display of `in` can be told from chance: pw
+ * appears once in `in`, and that once is the password's own spelling
+ * (respelling it there changes the password).  A password written
+ * percent-encoded or escaped ("p%61ss") whose decoded form also spells
+ * something else ("sslpassword" as a host) proves nothing when that
+ * something else is shown. */
 static int distinctive(const char *in, const char *pw)
 {
-    return strlen(pw) >= 4 && !strchr(pw, '*') && occurrences(in, pw) == 1;
+    size_t len = strlen(pw);
+    if (len < 4 || strchr(pw, '*') || occurrences(in, pw) != 1)
+        return 0;
+    char *other = strdup(in);
+    if (!other)
+        abort();
+    char *at = other + (strstr(in, pw) - in);
+    for (size_t i = 0; i < len; i++)
+        at[i] = at[i] == 'q' ? 'x' : 'q';
+    int own = !same_passwords(in, other);
+    free(other);
+    return own;
 }
 
 /* The fixed words of normalize's errors (pgbank's and libpq's): a
