@@ -276,6 +276,7 @@ static void setup_result(pgbank__conn *c, PGresult *r)
     eng->batch_fn = PQgetvalue(r, 0, 4)[0] == 't';
     eng->keyed_fn = PQgetvalue(r, 0, 5)[0] == 't';
     eng->route_fn = PQgetvalue(r, 0, 6)[0] == 't';
+    eng->atomic_one_fn = PQgetvalue(r, 0, 7)[0] == 't';
     eng->probed = 1;
 }
 
@@ -309,7 +310,8 @@ static int setup_synced(pgbank__conn *c)
                 ((s->needs & SQL_NEEDS_ROUTE) && !eng->route_fn) ||
                 ((s->needs & SQL_NEEDS_JOURNAL) && !eng->journal) ||
                 ((s->needs & SQL_NEEDS_BATCH) && !eng->batch_fn) ||
-                ((s->needs & SQL_NEEDS_KEYED) && !eng->keyed_fn))
+                ((s->needs & SQL_NEEDS_KEYED) && !eng->keyed_fn) ||
+                ((s->needs & SQL_NEEDS_ATOMIC_ONE) && !eng->atomic_one_fn))
                 continue;
             if (!PQsendPrepare(c->pg, s->name, s->text, s->nparams, NULL))
                 return -1;

@@ -123,6 +123,7 @@ struct pgbank_engine {
     int batch_fn; /* pgbank_batch() and pgbank_batch_one() exist */
     int keyed_fn; /* pgbank_keyed() exists */
     int route_fn; /* pgbank_batch_route() exists: Citus, lanes follow the shards */
+    int atomic_one_fn; /* pgbank_atomic_one() exists: Citus, atomic runs on the worker */
     /* Citus: where each shard of the accounts starts (hash values, in
      * order), read once, by the first connection that probes; batched
      * operations wait in `unlaned` until it is known (their lane depends
@@ -204,6 +205,7 @@ enum {
     ST_ROLLBACK,    /* ROLLBACK after a refusal or an error */
     ST_ATOMIC,      /* the guarded UPDATE ... RETURNING */
     ST_ATOMIC_SEEN, /* after a refusal: SELECT balance, to say why */
+    ST_ATOMIC_ONE,  /* Citus: pgbank_atomic_one(), status and balance */
     ST_BALANCE,     /* SELECT balance */
     ST_OPEN,        /* INSERT ... RETURNING id */
     ST_KEY,         /* BEGIN; claim the idempotency key */

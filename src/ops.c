@@ -268,6 +268,14 @@ static int step(pgbank__conn *c, pgbank_op *op, int state)
         OP(op)->flags |= OPF_WRITE_SENT;
         rc = send_change(c, op, op->kind == PGBANK_OP_WITHDRAW, op->account, kind_name(op->kind));
         break;
+    case ST_ATOMIC_ONE:
+        OP(op)->flags |= OPF_WRITE_SENT;
+        OP(op)->flags &= ~OPF_BALANCE_HIDDEN;
+        p.v[0] = op->kind == PGBANK_OP_WITHDRAW ? "0" : "1";
+        num(&p, 1, op->account);
+        num(&p, 2, op->amount);
+        rc = pgbank__conn_send(c, SQL_ATOMIC_ONE, p.v);
+        break;
     case ST_ATOMIC_TX:
         OP(op)->flags |= OPF_IN_TX;
         OP(op)->flags &= ~(OPF_DEBIT_OK | OPF_CREDIT_OK);
@@ -321,7 +329,10 @@ static int start_work(pgbank__conn *c, pgbank_op *op)
     default:
         if (op->strategy != PGBANK_ATOMIC)
             return step(c, op, ST_READ);
-        return step(c, op, pgbank__op_is_multistep(op) ? ST_ATOMIC_TX : ST_ATOMIC);
+        if (pgbank__op_is_multistep(op))
+            return step(c, op, ST_ATOMIC_TX);
+        /* Citus: the journaled statement would commit in two phases. */
+        return step(c, op, c->eng->atomic_one_fn && c->eng->journal ? ST_ATOMIC_ONE : ST_ATOMIC);
     }
 }
 
@@ -420,6 +431,16 @@ static void op_result(pgbank__conn *c, pgbank__node *n, PGresult *r)
             return;
         }
         break;
+    case ST_ATOMIC_ONE:
+        if (rows > 0) {
+            OP(op)->flags |= OPF_FOUND;
+            OP(op)->outcome = atoi(PQgetvalue(r, 0, 0));
+            if (PQgetisnull(r, 0, 1))
+                OP(op)->flags |= OPF_BALANCE_HIDDEN;
+            else
+                OP(op)->seen = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        }
+        return;
     case ST_ATOMIC_TX: {
         /* Tuple results arrive in statement order: which change is this? */
         int debit = atomic_tx_is_debit(op, OP(op)->ntuples++);
@@ -655,6 +676,22 @@ static int op_synced(pgbank__conn *c, pgbank__node *n)
         if (OP(op)->seen >= op->amount && ++OP(op)->tries < 3)
             return step(c, op, ST_ATOMIC); /* the balance rose meanwhile: try again */
         return refuse(c, op, OUTCOME_INSUFFICIENT_FUNDS, OP(op)->seen);
+    case ST_ATOMIC_ONE:
+        OP(op)->flags &= ~OPF_WRITE_SENT;
+        if (!(flags & OPF_FOUND)) {
+            pgbank__op_set_message(c->eng, op, "", "pgbank_atomic_one() returned no row");
+            return finish(c, op, PGBANK_DB_ERROR);
+        }
+        if (OP(op)->outcome == OUTCOME_OK) {
+            op->result.balance = OP(op)->seen;
+            return finish(c, op, PGBANK_OK);
+        }
+        /* The refusal's balance is read after the guard failed: one that
+         * rose meanwhile is tried again, as ST_ATOMIC_SEEN does. */
+        if (OP(op)->outcome == OUTCOME_INSUFFICIENT_FUNDS && !(flags & OPF_BALANCE_HIDDEN) &&
+            OP(op)->seen >= op->amount && ++OP(op)->tries < 3)
+            return step(c, op, ST_ATOMIC_ONE);
+        return refuse(c, op, OP(op)->outcome, OP(op)->seen);
     case ST_ATOMIC_TX:
         return after_atomic_tx(c, op);
     case ST_ATOMIC_TX_SEEN:

@@ -54,6 +54,8 @@ extern const char pgbank__fn_batch_one[];
 extern const char pgbank__fn_batch_route[]; /* Citus only */
 #define PGBANK__BATCH_ROUTE_SIGNATURE                                                              \
     "pgbank_batch_route(bigint, smallint[], bigint[], bigint[], bigint[])"
+extern const char pgbank__fn_atomic_one[]; /* Citus only; the owner's alone */
+#define PGBANK__ATOMIC_ONE_SIGNATURE "pgbank_atomic_one(smallint, bigint, bigint)"
 extern const char pgbank__fn_keyed[];
 extern const char pgbank__fn_external[];
 extern const char *const pgbank__external_triggers[]; /* NULL-terminated */

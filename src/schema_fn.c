@@ -296,7 +296,7 @@ const char pgbank__fn_batch_route[] =
  * number is taken first, into a variable (a number is lost when the guard
  * fails, which the chain does not mind): Citus refuses nextval() in an
  * UPDATE of a distributed table. */
-#define GUARDED_CHANGE(cond, sign, what, key)                                                      \
+#define GUARDED_CHANGE(cond, sign, what, key, strategy)                                            \
     "@J{    s := nextval(@SEQ);\n@J}"                                                               \
     "    UPDATE @S.accounts x SET balance = x.balance " sign " p_amount"                           \
     "@J{, jseq = s, jprev = x.jseq@J}"                                                             \
@@ -304,42 +304,54 @@ const char pgbank__fn_batch_route[] =
     " INTO bal@J{, pv@J};\n"                                                                       \
     "    IF FOUND THEN\n"                                                                          \
     "@J{      INSERT INTO @S.pgbank_journal (seq, account, prev, op, amount, balance_after,"       \
-    " strategy, key) VALUES (s, p_id, pv, '" what "', " sign "p_amount, bal, 'batch', " key        \
-    ");\n@J}"
+    " strategy, key) VALUES (s, p_id, pv, '" what "', " sign "p_amount, bal, '" strategy "', "     \
+    key ");\n@J}"
 
-/* A batch of one withdrawal or deposit: the guarded UPDATE and its journal
- * row, without the arrays' fixed cost, so a quiet system answers as fast as
- * the atomic strategy. */
-const char pgbank__fn_batch_one[] =
-    "CREATE OR REPLACE FUNCTION @S.pgbank_batch_one(p_kind smallint, p_id bigint,"
-    " p_amount bigint, OUT status smallint, OUT bal bigint)\n"
-    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"
-    "DECLARE s bigint; pv bigint;\n"
-    "BEGIN\n"
-    "  IF p_kind IS NULL OR p_kind < 0 OR p_kind > 1 OR p_id IS NULL THEN\n"
-    "    RAISE EXCEPTION 'pgbank_batch_one: kind must be 0 (withdraw) or 1 (deposit) and the"
-    " account given, got kind %', p_kind USING ERRCODE = 'invalid_parameter_value';\n"
-    "  END IF;\n"
-    "  IF p_amount IS NULL OR p_amount <= 0 OR p_amount > @MAX THEN\n"
-    "    RAISE EXCEPTION 'pgbank_batch_one: the amount must be from 1 to @MAX, got %', p_amount\n"
-    "      USING ERRCODE = 'invalid_parameter_value';\n"
-    "  END IF;\n"
-    "  " OWN
-    "  IF p_kind = 0 THEN\n"
-    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "NULL")
-    "      status := @O_OK; RETURN;\n"
-    "    END IF;\n"
-    "  ELSE\n"
-    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "NULL")
-    "      status := @O_OK; RETURN;\n"
-    "    END IF;\n"
-    "  END IF;\n"
-    "  SELECT x.balance INTO bal FROM @S.accounts x WHERE x.id = p_id;\n"
-    "  status := CASE WHEN NOT FOUND THEN @O_NO_SUCH_ACCOUNT"
-    " WHEN p_kind = 0 THEN @O_INSUFFICIENT_FUNDS ELSE @O_OVERFLOW END;\n"
-    "  IF NOT " MAY_READ " THEN bal := NULL; END IF;\n"
-    "END\n"
-    "$f$";
+/* One withdrawal (p_kind 0) or deposit (1) of one account: the guarded
+ * UPDATE and its journal row, journaled under `strategy`; the status an
+ * outcome code, bal the new balance (or the one that refused it, NULL for
+ * a caller that may not read it). */
+#define ONE_CHANGE_FUNCTION(name, strategy)                                                        \
+    "CREATE OR REPLACE FUNCTION @S." name "(p_kind smallint, p_id bigint,"                         \
+    " p_amount bigint, OUT status smallint, OUT bal bigint)\n"                                     \
+    " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$\n"            \
+    "DECLARE s bigint; pv bigint;\n"                                                               \
+    "BEGIN\n"                                                                                      \
+    "  IF p_kind IS NULL OR p_kind < 0 OR p_kind > 1 OR p_id IS NULL THEN\n"                       \
+    "    RAISE EXCEPTION '" name ": kind must be 0 (withdraw) or 1 (deposit) and the"              \
+    " account given, got kind %', p_kind USING ERRCODE = 'invalid_parameter_value';\n"             \
+    "  END IF;\n"                                                                                  \
+    "  IF p_amount IS NULL OR p_amount <= 0 OR p_amount > @MAX THEN\n"                             \
+    "    RAISE EXCEPTION '" name ": the amount must be from 1 to @MAX, got %', p_amount\n"         \
+    "      USING ERRCODE = 'invalid_parameter_value';\n"                                           \
+    "  END IF;\n"                                                                                  \
+    "  " OWN                                                                                       \
+    "  IF p_kind = 0 THEN\n"                                                                       \
+    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "NULL", strategy)                     \
+    "      status := @O_OK; RETURN;\n"                                                             \
+    "    END IF;\n"                                                                                \
+    "  ELSE\n"                                                                                     \
+    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "NULL", strategy)               \
+    "      status := @O_OK; RETURN;\n"                                                             \
+    "    END IF;\n"                                                                                \
+    "  END IF;\n"                                                                                  \
+    "  SELECT x.balance INTO bal FROM @S.accounts x WHERE x.id = p_id;\n"                          \
+    "  status := CASE WHEN NOT FOUND THEN @O_NO_SUCH_ACCOUNT"                                      \
+    " WHEN p_kind = 0 THEN @O_INSUFFICIENT_FUNDS ELSE @O_OVERFLOW END;\n"                          \
+    "  IF NOT " MAY_READ " THEN bal := NULL; END IF;\n"                                           \
+    "END\n"                                                                                        \
+    "$f$"
+
+/* A batch of one withdrawal or deposit, without the arrays' fixed cost, so
+ * a quiet system answers as fast as the atomic strategy. */
+const char pgbank__fn_batch_one[] = ONE_CHANGE_FUNCTION("pgbank_batch_one", "batch");
+
+/* Citus: the atomic strategy's single-account withdrawal or deposit.  Its
+ * one-statement form (a data-modifying CTE that journals) is planned on
+ * the coordinator there and commits in two phases; this function is sent
+ * whole to the account's worker and commits there alone.  The same guarded
+ * UPDATE, journaled as 'atomic'. */
+const char pgbank__fn_atomic_one[] = ONE_CHANGE_FUNCTION("pgbank_atomic_one", "atomic");
 
 /* One keyed operation, exactly once, in the caller's transaction: claim the
  * key (a concurrent claimant waits for this one to commit), apply the
@@ -394,14 +406,14 @@ const char pgbank__fn_keyed[] =
     "    RETURN;\n"
     "  END IF;\n"
     "  IF p_kind = 0 THEN\n"
-    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "p_key")
+    GUARDED_CHANGE("x.balance >= p_amount", "-", "withdraw", "p_key", "batch")
     "      status := @O_OK;\n"
     "    ELSE\n"
     "      SELECT x.balance INTO bal FROM @S.accounts x WHERE x.id = p_id;\n"
     "      status := CASE WHEN FOUND THEN @O_INSUFFICIENT_FUNDS ELSE @O_NO_SUCH_ACCOUNT END;\n"
     "    END IF;\n"
     "  ELSIF p_kind = 1 THEN\n"
-    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "p_key")
+    GUARDED_CHANGE("x.balance <= @MAX - p_amount", "+", "deposit", "p_key", "batch")
     "      status := @O_OK;\n"
     "    ELSE\n"
     "      PERFORM 1 FROM @S.accounts x WHERE x.id = p_id;\n"
@@ -537,6 +549,7 @@ const char *const pgbank__app_functions[] = {
 
 const pgbank__routed_function pgbank__routed_functions[] = {
     {"pgbank_batch_one(smallint, bigint, bigint)", "p_id"},
+    {PGBANK__ATOMIC_ONE_SIGNATURE, "p_id"},
     {PGBANK__BATCH_ROUTE_SIGNATURE, "p_route"},
     {NULL, NULL},
 };

@@ -170,7 +170,8 @@ int pgbank__init_functions(pgbank__init *x)
         return -1;
     if (pgbank__init_run_template(x, pgbank__fn_batch) < 0 ||
         pgbank__init_run_template(x, pgbank__fn_batch_one) < 0 ||
-        (x->distributed && pgbank__init_run_template(x, pgbank__fn_batch_route) < 0))
+        (x->distributed && (pgbank__init_run_template(x, pgbank__fn_batch_route) < 0 ||
+                            pgbank__init_run_template(x, pgbank__fn_atomic_one) < 0)))
         return -1;
     if (x->journal) {
         if (pgbank__init_run_template(x, pgbank__fn_keyed) < 0 ||
@@ -204,8 +205,10 @@ int pgbank__init_functions(pgbank__init *x)
             return -1;
     }
     if (x->distributed &&
-        pgbank__init_run_template(x, "REVOKE ALL ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
-                                     " FROM PUBLIC") < 0)
+        (pgbank__init_run_template(x, "REVOKE ALL ON FUNCTION @S." PGBANK__BATCH_ROUTE_SIGNATURE
+                                      " FROM PUBLIC") < 0 ||
+         pgbank__init_run_template(x, "REVOKE ALL ON FUNCTION @S." PGBANK__ATOMIC_ONE_SIGNATURE
+                                      " FROM PUBLIC") < 0))
         return -1;
     /* On Citus, a function that works on the accounts of one shard group
      * runs on the worker that holds them: a call is sent there whole, by

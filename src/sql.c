@@ -43,7 +43,10 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
      * keys' outcome codes; 2 an older one, which `pgbank init` upgrades),
      * whether the batch functions exist, whether pgbank_keyed() does,
      * whether pgbank_batch_route() does (the schema is distributed over
-     * Citus: init made it).  No row: the accounts table is missing. */
+     * Citus: init made it), whether pgbank_atomic_one() does (made there
+     * too; a schema distributed by an older init lacks it, and atomic there
+     * keeps its one statement).
+     * No row: the accounts table is missing. */
     [SQL_PROBE] = {"pgbank_probe",
                    "SELECT format_type(b.atttypid, NULL), format_type(i.atttypid, NULL),"
                    " i.attidentity <> '' OR i.atthasdef,"
@@ -59,7 +62,8 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                    " to_regprocedure('pgbank_keyed(smallint,bigint,bigint,bigint,text)')"
                    " IS NOT NULL,"
                    " to_regprocedure('pgbank_batch_route(bigint,smallint[],bigint[],bigint[],"
-                   "bigint[])') IS NOT NULL"
+                   "bigint[])') IS NOT NULL,"
+                   " to_regprocedure('pgbank_atomic_one(smallint,bigint,bigint)') IS NOT NULL"
                    " FROM pg_attribute b JOIN pg_attribute i ON i.attrelid = b.attrelid"
                    " AND i.attname = 'id' AND NOT i.attisdropped"
                    " WHERE b.attrelid = to_regclass('accounts') AND b.attname = 'balance'"
@@ -187,4 +191,9 @@ const pgbank__sql pgbank__sql_table[SQL__COUNT] = {
                          "SELECT status, bal, to_bal, accts, starts FROM pgbank_batch_route("
                          "$1::bigint, $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[])",
                          5, SQL_NEEDS_ROUTE},
+    /* $1 kind (0 withdraw, 1 deposit), $2 account, $3 amount */
+    [SQL_ATOMIC_ONE] = {"pgbank_atomic_one",
+                        "SELECT status, bal FROM pgbank_atomic_one($1::smallint, $2::bigint,"
+                        " $3::bigint)",
+                        3, SQL_NEEDS_ATOMIC_ONE},
 };

@@ -61,10 +61,17 @@ typedef enum pgbank__sql_id {
     SQL_KEYED,     /* one keyed operation through pgbank_keyed() (schema 4) */
     SQL_SHARDS,       /* Citus: where the accounts' shards start (never prepared) */
     SQL_BATCH_ROUTE,  /* Citus: a batch of one shard, run on its worker */
+    SQL_ATOMIC_ONE,   /* Citus: an atomic withdrawal or deposit, run on its worker */
     SQL__COUNT
 } pgbank__sql_id;
 
-enum { SQL_NEEDS_JOURNAL = 1, SQL_NEEDS_BATCH = 2, SQL_NEEDS_KEYED = 4, SQL_NEEDS_ROUTE = 8 };
+enum {
+    SQL_NEEDS_JOURNAL = 1,
+    SQL_NEEDS_BATCH = 2,
+    SQL_NEEDS_KEYED = 4,
+    SQL_NEEDS_ROUTE = 8,
+    SQL_NEEDS_ATOMIC_ONE = 16
+};
 
 typedef struct pgbank__sql {
     const char *name; /* prepared statement name */

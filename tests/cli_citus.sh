@@ -126,6 +126,43 @@ assert any(x["anomalous_runs"] > 0 for (s, sc), x in by.items() if s in ("explic
     expect_exit 0 "$PGBANK" audit
 }
 
+# An atomic withdrawal or deposit of one account runs on its worker through
+# pgbank_atomic_one() and commits there alone: the coordinator records no
+# two-phase commit for it (pg_dist_transaction, with Citus's recovery
+# paused so that nothing is removed meanwhile), while one atomic transfer
+# between two workers, the control, records one.
+atomic_commits_on_its_worker_without_two_phase_commit() {
+    local a c d interval before after i
+    read -r a _ <<<"$(pick_accounts)"
+    read -r c d <<<"$(pick_far)"
+    expect_exit 0 "$PGBANK" --echo withdraw "$a" 2 --strategy atomic
+    expect_err_has "pgbank_atomic_one("
+    interval=$(sql "SHOW citus.recover_2pc_interval")
+    sql "ALTER SYSTEM SET citus.recover_2pc_interval = -1" && sql "SELECT pg_reload_conf()" \
+        >/dev/null || { fail "could not pause Citus's 2PC recovery"; return; }
+    sleep 1
+    sql "SELECT recover_prepared_transactions()" >/dev/null
+    before=$(sql "SELECT count(*) FROM pg_dist_transaction")
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        expect_exit 0 "$PGBANK" withdraw "$a" 1 --strategy atomic
+        expect_exit 0 "$PGBANK" deposit "$a" 1 --strategy atomic
+    done
+    expect_exit 1 "$PGBANK" withdraw "$a" 100000 --strategy atomic
+    expect_out_has "insufficient funds (balance"
+    after=$(sql "SELECT count(*) FROM pg_dist_transaction")
+    [ "$after" = "$before" ] ||
+        fail "21 one-account atomic operations made $((after - before)) two-phase commits"
+    expect_exit 0 "$PGBANK" transfer "$c" "$d" 1 --strategy atomic
+    [ "$(sql "SELECT count(*) FROM pg_dist_transaction")" -gt "$after" ] ||
+        fail "the control (a transfer between workers) recorded no two-phase commit"
+    sql "ALTER SYSTEM SET citus.recover_2pc_interval = '$interval'" &&
+        sql "SELECT pg_reload_conf()" >/dev/null || fail "could not restore Citus's 2PC recovery"
+    [ "$(sql "SELECT count(*) FROM $SCHEMA.pgbank_journal
+               WHERE account = $a AND strategy = 'atomic' AND op IN ('withdraw', 'deposit')")" \
+        -ge 21 ] || fail "the atomic operations are not journaled as atomic"
+    expect_exit 0 "$PGBANK" audit
+}
+
 # The seed's own table (id integer): adopted while local, widened to bigint
 # and distributed by init; one the owner distributed already is refused,
 # with what to do, and nothing is made.
@@ -164,5 +201,6 @@ scenario the_seed_table_is_adopted_when_local_and_refused_when_distributed
 scenario every_strategy_moves_money_within_and_between_shards
 scenario keys_replay_and_conflict
 scenario history_walks_the_chain_and_audit_holds
+scenario atomic_commits_on_its_worker_without_two_phase_commit
 scenario race_verdicts_are_those_of_one_server
 finish

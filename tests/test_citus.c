@@ -71,10 +71,15 @@ static void init_distributes_the_schema_and_runs_again(void)
     for (int i = 0; i < PQntuples(r); i++)
         CHECK(PQgetvalue(r, i, 1)[0] == 't' && PQgetvalue(r, i, 2)[0] == 't');
     PQclear(r);
-    r = q("SELECT count(*) FROM pg_dist_object WHERE distribution_argument_index IS NOT NULL"
-          " AND objid::regprocedure::text LIKE '" SCHEMA ".pgbank_batch%'",
+    r = q("SELECT string_agg(objid::regprocedure::text, ' ' ORDER BY objid::regprocedure::text)"
+          " FROM pg_dist_object"
+          " WHERE distribution_argument_index IS NOT NULL"
+          " AND objid::regprocedure::text LIKE '" SCHEMA ".pgbank_%'",
           0, NULL);
-    CHECK_STR(PQgetvalue(r, 0, 0), "2");
+    CHECK_STR(PQgetvalue(r, 0, 0),
+              SCHEMA ".pgbank_atomic_one(smallint,bigint,bigint) " SCHEMA
+                     ".pgbank_batch_one(smallint,bigint,bigint) " SCHEMA
+                     ".pgbank_batch_route(bigint,smallint[],bigint[],bigint[],bigint[])");
     PQclear(r);
 }
 
@@ -177,6 +182,64 @@ static void the_routed_batch_refuses_hostile_callers(void)
     PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
     r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
     CHECK_STR(PQgetvalue(r, 0, 0), before);
+    PQclear(r);
+}
+
+/* pgbank_atomic_one() for a hostile caller: no right without a grant (init
+ * grants it to nobody; the owner's atomic strategy uses it); for its owner
+ * no kind but 0 and 1, no NULL, no amount below 1; a deposit that would
+ * overflow is refused; nothing refused changes a balance.  And what it does
+ * right: a withdrawal, journaled as 'atomic'. */
+static void the_atomic_function_refuses_hostile_callers(void)
+{
+    PGresult *r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
+    char before[32];
+    snprintf(before, sizeof before, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    static const char *const bad[] = {
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint, 1, -5)",
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(1::smallint, 1, -5)",
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(2::smallint, 1, 5)",
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(NULL, 1, 5)",
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint, NULL, 5)",
+        "SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint, 1, NULL)",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = PQexec(pg, bad[i]);
+        if (strcmp(sqlstate_of(r), "22023") != 0) {
+            fprintf(stderr, "%s: SQLSTATE '%s', want 22023\n", bad[i], sqlstate_of(r));
+            t_failures++;
+        }
+        PQclear(r);
+    }
+    PQclear(q("DROP ROLE IF EXISTS pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("CREATE ROLE pgbank_test_citus_nobody LOGIN", 0, NULL));
+    PQclear(q("GRANT USAGE ON SCHEMA " SCHEMA " TO pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("SET ROLE pgbank_test_citus_nobody", 0, NULL));
+    r = PQexec(pg, "SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint, 1, 1)");
+    CHECK_STR(sqlstate_of(r), "42501");
+    PQclear(r);
+    PQclear(q("RESET ROLE", 0, NULL));
+    PQclear(q("REVOKE ALL ON SCHEMA " SCHEMA " FROM pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
+    /* a deposit that would not fit: refused (outcome 3), not wrapped */
+    r = q("SELECT status::text FROM " SCHEMA ".pgbank_atomic_one(1::smallint, 1,"
+          " 9223372036854775807)",
+          0, NULL);
+    CHECK_STR(PQgetvalue(r, 0, 0), "3");
+    PQclear(r);
+    r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
+    CHECK_STR(PQgetvalue(r, 0, 0), before);
+    PQclear(r);
+    r = q("SELECT status::text, bal::text FROM " SCHEMA ".pgbank_atomic_one(0::smallint, 1, 3)",
+          0, NULL);
+    CHECK_STR(PQgetvalue(r, 0, 0), "0");
+    PQclear(r);
+    r = q("SELECT strategy, amount::text FROM " SCHEMA ".pgbank_entries WHERE account = 1"
+          " ORDER BY seq DESC LIMIT 1",
+          0, NULL);
+    CHECK_STR(PQgetvalue(r, 0, 0), "atomic");
+    CHECK_STR(PQgetvalue(r, 0, 1), "-3");
     PQclear(r);
 }
 
@@ -319,6 +382,7 @@ int main(void)
     RUN(init_distributes_the_schema_and_runs_again);
     RUN(the_engine_finds_each_accounts_shard);
     RUN(the_routed_batch_refuses_hostile_callers);
+    RUN(the_atomic_function_refuses_hostile_callers);
     RUN(batches_run_on_their_shards_and_the_money_adds_up);
     PQclear(q("DROP SCHEMA IF EXISTS " SCHEMA " CASCADE", 0, NULL));
     PQfinish(pg);
