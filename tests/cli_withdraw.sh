@@ -59,7 +59,13 @@ echo_prints_the_sql_of_a_withdrawal() {
     id=$(open_account 100) || { fail "could not open an account"; return; }
     expect_exit 0 "$PGBANK" --echo withdraw "$id" 10
     expect_out "withdrew 10 from account $id, new balance 90"
-    expect_err_has "UPDATE"
+    if on_citus; then
+        # the guarded UPDATE runs on the account's worker (docs/SCALING.md)
+        expect_err_has "pgbank_atomic_one(\$1::smallint, \$2::bigint, \$3::bigint)  -- \$1=0, \$2=$id, \$3=10"
+    else
+        expect_err_has "UPDATE accounts SET balance = balance - \$2"
+        expect_err_has "\$1=$id, \$2=10"
+    fi
     expect_exit 0 "$PGBANK" withdraw "$id" 10 --strategy for-update --echo
     expect_err_has "FOR UPDATE"
     expect_exit 0 "$PGBANK" withdraw "$id" 10

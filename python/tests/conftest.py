@@ -48,6 +48,17 @@ async def sql_scalar(bank: pgbank.Bank, query: str, *args: Any) -> Any:
         await conn.close()
 
 
+async def atomic_withdrawal_echo(bank: pgbank.Bank, account: int, amount: int) -> List[str]:
+    """What --echo shows of an atomic withdrawal: the guarded UPDATE with
+    its parameters, or on a Citus coordinator the call of
+    pgbank_atomic_one() that runs it on the account's worker
+    (docs/SCALING.md)."""
+    citus = await sql_scalar(bank, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'")
+    if citus:
+        return ["pgbank_atomic_one(", f"$2={account}, $3={amount}"]
+    return ["UPDATE", f"$1={account}, $2={amount}"]
+
+
 def asyncpg_params(p: dict) -> dict:
     """libpq's parameter names to asyncpg.connect()'s."""
     names = {"host": "host", "port": "port", "user": "user", "password": "password",

@@ -3,9 +3,10 @@ transfer, balance, history, audit, echo, one Bank per event loop."""
 from __future__ import annotations
 
 import asyncio
+from typing import List
 
 import pytest
-from conftest import Echo, run, sql_scalar
+from conftest import Echo, atomic_withdrawal_echo, run, sql_scalar
 
 import pgbank
 
@@ -76,14 +77,14 @@ def test_deposit_transfer_balance_history_and_audit() -> None:
 
 
 def test_echo_true_prints_every_statement_with_its_parameters_to_stderr(capfd) -> None:
-    async def main() -> int:
+    async def main() -> List[str]:
         async with pgbank.Bank(echo=True, connections=1) as bank:
             a = await bank.open_account(balance=100)
             await bank.withdraw(a, 80)
-            return a
-    a = run(main())
+            return await atomic_withdrawal_echo(bank, a, 80)
+    want = run(main())
     err = capfd.readouterr().err
-    assert "UPDATE" in err and f"$1={a}, $2=80" in err, err
+    assert all(w in err for w in want), (want, err)
 
 
 def test_echo_with_a_callable_receives_each_line() -> None:
