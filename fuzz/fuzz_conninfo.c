@@ -88,22 +88,13 @@ static size_t occurrences(const char *hay, const char *needle)
     return len ? n : 0;
 }
 
-static void uri_password(const char *s, pwlist *l);
-
 /* Whether the passwords read from a and b (libpq's, and a URI's as written)
  * are the same list. */
 static int same_passwords(const char *a, const char *b)
 {
     pwlist la = {{0}, 0}, lb = {{0}, 0};
-    PQconninfoOption *oa = PQconninfoParse(a, NULL), *ob = PQconninfoParse(b, NULL);
-    for (PQconninfoOption *o = oa; o && o->keyword; o++)
-        if (o->val && strstr(o->keyword, "password"))
-            pw_add(&la, o->val, strlen(o->val));
-    for (PQconninfoOption *o = ob; o && o->keyword; o++)
-        if (o->val && strstr(o->keyword, "password"))
-            pw_add(&lb, o->val, strlen(o->val));
-    PQconninfoFree(oa);
-    PQconninfoFree(ob);
+    parsed_passwords(a, &la);
+    parsed_passwords(b, &lb);
     uri_password(a, &la);
     uri_password(b, &lb);
     int same = la.n == lb.n;

@@ -136,6 +136,24 @@ static const char *sqlstate_of(PGresult *r)
     return ss ? ss : "";
 }
 
+/* The SQLSTATE of `sql` ($1 = arg) run by a fresh role that may use the
+ * schema and was granted nothing else; the role is dropped after. */
+static char nobody_state[6];
+static const char *sqlstate_as_nobody(const char *sql, const char *arg)
+{
+    PQclear(q("DROP ROLE IF EXISTS pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("CREATE ROLE pgbank_test_citus_nobody LOGIN", 0, NULL));
+    PQclear(q("GRANT USAGE ON SCHEMA " SCHEMA " TO pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("SET ROLE pgbank_test_citus_nobody", 0, NULL));
+    PGresult *r = PQexecParams(pg, sql, 1, NULL, &arg, NULL, NULL, 0);
+    snprintf(nobody_state, sizeof nobody_state, "%s", sqlstate_of(r));
+    PQclear(r);
+    PQclear(q("RESET ROLE", 0, NULL));
+    PQclear(q("REVOKE ALL ON SCHEMA " SCHEMA " FROM pgbank_test_citus_nobody", 0, NULL));
+    PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
+    return nobody_state;
+}
+
 /* pgbank_batch_route() for a hostile caller: no right without a grant, and
  * for its owner no account outside the routing account's shard, no NULL;
  * a refusal changes nothing. */
@@ -168,18 +186,10 @@ static void the_routed_batch_refuses_hostile_callers(void)
                    " '{1}')");
     CHECK_STR(sqlstate_of(r), "22023");
     PQclear(r);
-    PQclear(q("DROP ROLE IF EXISTS pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("CREATE ROLE pgbank_test_citus_nobody LOGIN", 0, NULL));
-    PQclear(q("GRANT USAGE ON SCHEMA " SCHEMA " TO pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("SET ROLE pgbank_test_citus_nobody", 0, NULL));
-    r = PQexecParams(pg, "SELECT * FROM " SCHEMA ".pgbank_batch_route($1::bigint, '{0}',"
-                         " ARRAY[$1::bigint], '{NULL}', '{1}')",
-                     1, NULL, p, NULL, NULL, 0);
-    CHECK_STR(sqlstate_of(r), "42501");
-    PQclear(r);
-    PQclear(q("RESET ROLE", 0, NULL));
-    PQclear(q("REVOKE ALL ON SCHEMA " SCHEMA " FROM pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
+    CHECK_STR(sqlstate_as_nobody("SELECT * FROM " SCHEMA ".pgbank_batch_route($1::bigint, '{0}',"
+                                 " ARRAY[$1::bigint], '{NULL}', '{1}')",
+                                 a),
+              "42501");
     r = q("SELECT sum(balance)::text FROM " SCHEMA ".accounts", 0, NULL);
     CHECK_STR(PQgetvalue(r, 0, 0), before);
     PQclear(r);
@@ -212,16 +222,10 @@ static void the_atomic_function_refuses_hostile_callers(void)
         }
         PQclear(r);
     }
-    PQclear(q("DROP ROLE IF EXISTS pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("CREATE ROLE pgbank_test_citus_nobody LOGIN", 0, NULL));
-    PQclear(q("GRANT USAGE ON SCHEMA " SCHEMA " TO pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("SET ROLE pgbank_test_citus_nobody", 0, NULL));
-    r = PQexec(pg, "SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint, 1, 1)");
-    CHECK_STR(sqlstate_of(r), "42501");
-    PQclear(r);
-    PQclear(q("RESET ROLE", 0, NULL));
-    PQclear(q("REVOKE ALL ON SCHEMA " SCHEMA " FROM pgbank_test_citus_nobody", 0, NULL));
-    PQclear(q("DROP ROLE pgbank_test_citus_nobody", 0, NULL));
+    CHECK_STR(sqlstate_as_nobody("SELECT * FROM " SCHEMA ".pgbank_atomic_one(0::smallint,"
+                                 " $1::bigint, 1)",
+                                 "1"),
+              "42501");
     /* a deposit that would not fit: refused (outcome 3), not wrapped */
     r = q("SELECT status::text FROM " SCHEMA ".pgbank_atomic_one(1::smallint, 1,"
           " 9223372036854775807)",
